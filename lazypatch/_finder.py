@@ -1,0 +1,285 @@
+"""The one ``sys.meta_path`` finder and its loader proxy: the only code that touches import machinery.
+
+The finder watches a set of module names (a dict owned by the hook registry). For any other
+name ``find_spec`` is a dict lookup and ``return None``. For a watched name it asks the other
+finders itself, wraps the loader of the spec it gets, and the proxy reports to a listener when the
+module's execution begins and ends. After execution the module carries its original loader.
+
+The end of a first import is reported from importlib's own last step, ``spec._initializing =
+False`` in ``_load_unlocked``: at that moment the module is final in ``sys.modules`` and its import
+lock is still held, so no thread can see it before its hooks ran. The spec's class is switched to
+a subclass whose ``_initializing`` is a property for exactly that span, then switched back.
+"""
+
+import sys
+from _frozen_importlib import ModuleSpec
+from _thread import _local
+
+_LEGACY_FIND_MODULE = sys.version_info < (3, 12)
+
+
+FAILED = object()
+
+
+class Listener:
+    """What the finder reports to: the hook registry implements it."""
+
+    def begin(self, name: str) -> None:
+        """An execution of module ``name`` starts."""
+
+    def end(self, name: str, module: object, done) -> None:
+        """It ended with ``module`` (or ``FAILED``); ``done()`` runs under the listener's lock once."""
+        done()
+
+
+_listener = Listener()
+
+
+def set_listener(listener: Listener) -> None:
+    global _listener
+    _listener = listener
+
+
+def _report_end(spec) -> None:
+    name = spec.name
+    module = sys.modules.get(name, FAILED)
+    try:
+        _listener.end(name, module, lambda: _unwatch(spec))
+    except BaseException:
+        # A hook error that propagates fails the import: leave no module behind, as importlib
+        # does when a module body raises.
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+        raise
+
+
+class _SpecWatch:
+    """Mixin put on an in-flight spec so that importlib's final ``_initializing = False`` reports."""
+
+    @property
+    def _initializing(self):
+        return self.__dict__.get("_initializing", False)
+
+    @_initializing.setter
+    def _initializing(self, value):
+        if value:
+            self.__dict__["_initializing"] = True
+            _listener.begin(self.name)
+        else:
+            _report_end(self)
+
+
+_watch_classes = {}
+
+
+def watch_spec(spec) -> bool:
+    """Have ``spec`` report the end of the ``_load_unlocked`` it is in (or about to enter)."""
+    cls = type(spec)
+    if isinstance(spec, _SpecWatch):
+        return True
+    watch_cls = _watch_classes.get(cls)
+    if watch_cls is None:
+        watch_cls = type(cls.__name__, (_SpecWatch, cls), {"__module__": cls.__module__})
+        _watch_classes[cls] = watch_cls
+    try:
+        spec.__class__ = watch_cls
+    except TypeError:
+        return False
+    return True
+
+
+def _unwatch(spec) -> None:
+    spec.__dict__["_initializing"] = False
+    cls = type(spec)
+    if isinstance(spec, _SpecWatch):
+        spec.__class__ = cls.__mro__[2]
+
+
+def is_initializing(spec) -> bool:
+    """True while importlib is executing the module of ``spec`` for a first import."""
+    try:
+        return bool(getattr(spec, "_initializing", False))
+    except Exception:
+        return False
+
+
+def is_proxied(spec) -> bool:
+    """True if the module of ``spec`` has not been executed by its proxy yet."""
+    try:
+        return isinstance(getattr(spec, "loader", None), _LoaderProxy)
+    except Exception:
+        return False
+
+
+class _LoaderProxy:
+    """Stands in for a loader between ``find_spec`` and execution; forwards everything else."""
+
+    __slots__ = ("_loader", "_spec")
+
+    def __init__(self, loader, spec):
+        self._loader = loader
+        self._spec = spec
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    @property
+    def __class__(self):
+        loader = self._loader
+        return type(self) if isinstance(loader, type) else type(loader)
+
+    def __repr__(self):
+        return repr(self._loader)
+
+    def _restore(self, module):
+        loader = self._loader
+        spec = self._spec
+        if spec.loader is self:
+            spec.loader = loader
+        try:
+            if module is not None and module.__dict__.get("__loader__") is self:
+                module.__loader__ = loader
+            module_spec = module.__dict__.get("__spec__")
+            if module_spec is not None and module_spec is not spec and module_spec.loader is self:
+                module_spec.loader = loader
+        except Exception:
+            pass
+
+
+class _ExecProxy(_LoaderProxy):
+    __slots__ = ()
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        if create is None:
+            return None
+        spec.loader = self._loader
+        try:
+            return create(spec)
+        finally:
+            spec.loader = self
+
+    def exec_module(self, module):
+        self._restore(module)
+        spec = self._spec
+        name = spec.name
+        _listener.begin(name)
+        try:
+            self._loader.exec_module(module)
+        except BaseException:
+            _listener.end(name, FAILED, _nothing)
+            raise
+        if is_initializing(spec) and watch_spec(spec):
+            return
+        _listener.end(name, sys.modules.get(name, module), _nothing)
+
+
+# CPython drops importlib's frames from the traceback of a failing import
+# (remove_importlib_frames in import.c). Compiled under importlib's name, exec_module is dropped
+# with them, so a target's traceback shows no lazypatch frame.
+_ExecProxy.exec_module.__code__ = _ExecProxy.exec_module.__code__.replace(
+    co_filename="<frozen importlib._bootstrap_external>"
+)
+
+
+class _LegacyProxy(_LoaderProxy):
+    """For loaders that only have ``load_module`` (importlib then warns, as it would without us)."""
+
+    __slots__ = ()
+
+    def load_module(self, fullname):
+        self._restore(None)
+        _listener.begin(fullname)
+        try:
+            module = self._loader.load_module(fullname)
+        except BaseException:
+            _listener.end(fullname, FAILED, _nothing)
+            raise
+        self._restore(module)
+        _listener.end(fullname, sys.modules.get(fullname, module), _nothing)
+        return module
+
+
+def _nothing():
+    pass
+
+
+class Finder:
+    """The ``sys.meta_path`` entry; ``watched`` is a dict whose keys are the watched module names."""
+
+    def __init__(self, watched):
+        self._watched = watched
+        self._local = _local()
+
+    def __repr__(self):
+        return "<lazypatch finder>"
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self._watched:
+            if sys.meta_path[0] is not self:
+                self._move_first()
+            return None
+        try:
+            busy = self._local.names
+        except AttributeError:
+            busy = self._local.names = set()
+        if fullname in busy:
+            return None
+        busy.add(fullname)
+        try:
+            spec = self._find_elsewhere(fullname, path, target)
+        finally:
+            busy.discard(fullname)
+        if spec is None:
+            return None
+        try:
+            return _proxied(spec)
+        except Exception:
+            return spec
+
+    def _find_elsewhere(self, fullname, path, target):
+        for finder in list(sys.meta_path):
+            if finder is self:
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is not None:
+                spec = find_spec(fullname, path, target)
+            elif _LEGACY_FIND_MODULE and hasattr(finder, "find_module"):
+                loader = finder.find_module(fullname, path)
+                spec = None if loader is None else _spec_from_loader(fullname, loader)
+            else:
+                continue
+            if spec is not None:
+                return spec
+        return None
+
+    def _move_first(self):
+        meta_path = sys.meta_path
+        try:
+            meta_path.remove(self)
+        except ValueError:
+            return
+        meta_path.insert(0, self)
+
+
+def _spec_from_loader(fullname, loader):
+    from importlib.util import spec_from_loader
+
+    return spec_from_loader(fullname, loader)
+
+
+def _proxied(spec):
+    loader = spec.loader
+    if loader is None:
+        # A namespace package before 3.11: importlib supplies the loader itself, so the spec
+        # reports instead, from its _initializing flag.
+        if spec.submodule_search_locations is not None:
+            watch_spec(spec)
+        return spec
+    if isinstance(loader, _LoaderProxy):
+        return spec
+    if hasattr(loader, "exec_module"):
+        spec.loader = _ExecProxy(loader, spec)
+    elif hasattr(loader, "load_module"):
+        spec.loader = _LegacyProxy(loader, spec)
+    return spec

@@ -1,0 +1,307 @@
+"""Registry of post-import hooks: pending/fired state, ordering, locking, error isolation.
+
+Each watched module has a generation counter, bumped when an execution of it begins. A hook
+remembers the generation it last fired for; when an execution ends, every hook of that module
+with an older generation fires once, in registration order, including hooks registered while the
+module was executing. The registry lock guards only these state changes, never a hook's run.
+"""
+
+import os
+import sys
+from _thread import RLock
+from _weakref import ref
+from time import perf_counter
+
+from . import _config, _finder
+from ._log import logger
+
+_MISSING = object()
+
+
+class Hook:
+    """Handle on one registered post-import hook."""
+
+    __slots__ = ("module", "target", "state", "calls", "error", "_seconds", "_gen", "_internal")
+
+    def __init__(self, module: str, target, internal: bool = False) -> None:
+        self.module = module
+        self.target = target
+        self.state = "pending"
+        self.calls = 0
+        self.error = None
+        self._seconds = 0.0
+        self._gen = 0
+        self._internal = internal
+
+    def __repr__(self) -> str:
+        return f"<Hook {describe(self.target)} for {self.module!r}: {self.state}>"
+
+    def remove(self) -> None:
+        """Stop this hook from firing again; idempotent. What it already did stays done."""
+        _registry.remove(self)
+
+    def _run(self, module) -> None:
+        start = perf_counter()
+        try:
+            target = self.target
+            if target.__class__ is str:
+                target = resolve(target)
+            target(module)
+        except BaseException as exc:
+            self.error = exc
+            if self.state != "removed":
+                self.state = "failed"
+            if not isinstance(exc, Exception) or _config.strict():
+                raise
+            logger().error(
+                "post-import hook %s for module %r failed; the import goes on",
+                describe(self.target),
+                self.module,
+                exc_info=True,
+            )
+        else:
+            if self.state != "removed":
+                self.state = "fired"
+        finally:
+            self.calls += 1
+            self._seconds += perf_counter() - start
+
+
+def describe(target) -> str:
+    """A readable name for a hook target: ``"pkg.mod:func"`` strings as given, else module.qualname."""
+    if target.__class__ is str:
+        return target
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if name is None:
+        return repr(target)
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def resolve(target: str):
+    """Import ``"pkg.mod:attr.path"`` and return the attribute."""
+    module_name, _, path = target.partition(":")
+    __import__(module_name)
+    obj = sys.modules[module_name]
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_target(target) -> None:
+    if target.__class__ is str:
+        module_name, sep, path = target.partition(":")
+        if not (sep and module_name and path) or "" in path.split("."):
+            raise ValueError(f"hook string must look like 'pkg.mod:attr.path', got {target!r}")
+    elif not callable(target):
+        raise TypeError(f"hook must be a callable or a 'pkg.mod:attr' string, got {target!r}")
+
+
+def _ref(obj):
+    try:
+        return ref(obj)
+    except TypeError:
+        return lambda: obj
+
+
+def _spec_of(obj):
+    """``obj.__spec__`` without running the module's ``__getattr__`` or a lazy module's load."""
+    try:
+        return object.__getattribute__(obj, "__dict__").get("__spec__")
+    except Exception:
+        return None
+
+
+class _Registry(_finder.Listener):
+    def __init__(self) -> None:
+        self.lock = RLock()
+        self.hooks = {}  # module name -> live hooks in registration order; the finder's watch list
+        self.all = []  # public hooks ever registered, for status()
+        self.depth = {}  # module name -> executions in progress
+        self.gens = {}  # module name -> executions begun
+        self.seen = {}  # module name -> ref to the module object hooks last fired for
+        self.finder = _finder.Finder(self.hooks)
+        self.auto_installed = False
+
+    # -- registration ---------------------------------------------------------------
+
+    def add(self, module: str, target, internal: bool = False) -> Hook:
+        if module.__class__ is not str or not module:
+            raise TypeError(f"module must be a non-empty dotted name, got {module!r}")
+        _check_target(target)
+        if not self.auto_installed:
+            self.auto_installed = True
+            self.install()
+        hook = Hook(module, target, internal)
+        with self.lock:
+            self.hooks.setdefault(module, []).append(hook)
+            if not internal:
+                self.all.append(hook)
+            gen = self.gens.get(module, 0)
+            loaded = self._loaded(module)
+            hook._gen = gen - 1 if self.depth.get(module) else gen
+            if loaded is not _MISSING:
+                self.seen[module] = _ref(loaded)
+        if loaded is not _MISSING:
+            hook._run(loaded)
+        return hook
+
+    def _loaded(self, name: str):
+        """The module if fully imported; else _MISSING (absent, or executing: then it will report)."""
+        if self.depth.get(name):
+            return _MISSING
+        obj = sys.modules.get(name, _MISSING)
+        if obj is _MISSING:
+            return obj
+        spec = _spec_of(obj)
+        if spec is None or _finder.is_proxied(spec):
+            return _MISSING if spec is not None else obj
+        if _finder.is_initializing(spec):
+            # Mid-import without our proxy (registered from its own body, a circular import or
+            # another thread): the spec reports the end of that execution.
+            if _finder.watch_spec(spec):
+                self.begin(name)
+            return _MISSING
+        return obj
+
+    def remove(self, hook: Hook) -> bool:
+        with self.lock:
+            if hook.state == "removed":
+                return False
+            hook.state = "removed"
+            hooks = self.hooks.get(hook.module)
+            if hooks is not None and hook in hooks:
+                hooks.remove(hook)
+                if not hooks:
+                    del self.hooks[hook.module]
+            return True
+
+    def remove_target(self, module: str, target) -> bool:
+        with self.lock:
+            matches = [
+                h
+                for h in self.hooks.get(module, ())
+                if h is target or (not h._internal and _same(h.target, target))
+            ]
+            for hook in matches:
+                self.remove(hook)
+        return bool(matches)
+
+    # -- reports from the finder ----------------------------------------------------
+
+    def begin(self, name: str) -> None:
+        with self.lock:
+            self.depth[name] = self.depth.get(name, 0) + 1
+            self.gens[name] = self.gens.get(name, 0) + 1
+
+    def end(self, name: str, module, done) -> None:
+        gen = self.gens.get(name, 0)
+        try:
+            while module is not _finder.FAILED:
+                with self.lock:
+                    hook = self._due(name, gen)
+                    if hook is None:
+                        self.seen[name] = _ref(module)
+                        break
+                    hook._gen = gen
+                hook._run(module)
+        finally:
+            with self.lock:
+                depth = self.depth.get(name, 0) - 1
+                if depth > 0:
+                    self.depth[name] = depth
+                else:
+                    self.depth.pop(name, None)
+                done()
+
+    def _due(self, name: str, gen: int):
+        for hook in self.hooks.get(name, ()):
+            if hook._gen < gen:
+                return hook
+        return None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def install(self) -> None:
+        with self.lock:
+            if self.finder not in sys.meta_path:
+                sys.meta_path.insert(0, self.finder)
+        self._catch_up()
+
+    def uninstall(self) -> None:
+        with self.lock:
+            while self.finder in sys.meta_path:
+                sys.meta_path.remove(self.finder)
+
+    def installed(self) -> bool:
+        return self.finder in sys.meta_path
+
+    def _catch_up(self) -> None:
+        """Fire hooks of modules that were executed while the finder was out of sys.meta_path."""
+        for name in list(self.hooks):
+            with self.lock:
+                module = self._loaded(name)
+                seen = self.seen.get(name)
+                if module is _MISSING or (seen is not None and seen() is module):
+                    continue
+                self.begin(name)
+            self.end(name, module, _nothing)
+
+    def after_fork_in_child(self) -> None:
+        self.lock = RLock()
+
+
+def _same(registered, target) -> bool:
+    try:
+        return bool(registered == target)
+    except Exception:
+        return False
+
+
+def _nothing() -> None:
+    pass
+
+
+_registry = _Registry()
+_finder.set_listener(_registry)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_registry.after_fork_in_child)
+
+
+def register_hook(module: str, hook) -> Hook:
+    """Run ``hook(module_object)`` each time ``module`` finishes executing (now, if already imported).
+
+    ``hook`` is a callable or a ``"pkg.mod:attr.path"`` string imported only when it fires.
+    """
+    return _registry.add(module, hook)
+
+
+def when_imported(module: str):
+    """Decorator form of :func:`register_hook`; returns the function unchanged."""
+
+    def decorate(func):
+        _registry.add(module, func)
+        return func
+
+    return decorate
+
+
+def unregister_hook(module: str, hook) -> bool:
+    """Remove the hooks for ``module`` whose target is ``hook``; True if something was removed."""
+    return _registry.remove_target(module, hook)
+
+
+def install() -> None:
+    """Put the finder first in ``sys.meta_path`` (automatic on first registration); idempotent."""
+    _registry.install()
+
+
+def uninstall() -> None:
+    """Take the finder out of ``sys.meta_path``; pending hooks wait for :func:`install`. Idempotent."""
+    _registry.uninstall()
+
+
+def public_hooks() -> list:
+    """Every hook registered through the public API, removed ones included."""
+    with _registry.lock:
+        return list(_registry.all)

@@ -1,0 +1,56 @@
+"""``status()``: a read-only view over the registries of hooks, patches and instrumentors."""
+
+from . import _hooks
+
+
+class Record:
+    """One line of :func:`status`: a hook, a patch or an instrumentor, and how it fared."""
+
+    __slots__ = ("kind", "name", "module", "state", "reason", "calls", "seconds")
+
+    def __init__(self, kind, name, module, state, reason=None, calls=0, seconds=0.0):
+        self.kind = kind
+        self.name = name
+        self.module = module
+        self.state = state
+        self.reason = reason
+        self.calls = calls
+        self.seconds = seconds
+
+    def _fields(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        return isinstance(other, Record) and self._fields() == other._fields()
+
+    def __hash__(self):
+        return hash(self._fields())
+
+    def __repr__(self):
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Record({fields})"
+
+
+def reason_of(error) -> "str | None":
+    """``"ValueError: boom"`` for an exception, None for none."""
+    if error is None:
+        return None
+    return f"{type(error).__name__}: {error}"
+
+
+def _hook_records():
+    for hook in _hooks.public_hooks():
+        yield Record(
+            "hook",
+            _hooks.describe(hook.target),
+            hook.module,
+            hook.state,
+            reason_of(hook.error) if hook.state == "failed" else None,
+            hook.calls,
+            hook._seconds,
+        )
+
+
+def status() -> list:
+    """One :class:`Record` per hook, patch and instrumentor, in the order they were created."""
+    return list(_hook_records())
