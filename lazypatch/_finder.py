@@ -12,7 +12,7 @@ a subclass whose ``_initializing`` is a property for exactly that span, then swi
 """
 
 import sys
-from _frozen_importlib import ModuleSpec
+from _frozen_importlib import ModuleSpec, _lock_unlock_module, _module_locks
 from _thread import _local
 
 _LEGACY_FIND_MODULE = sys.version_info < (3, 12)
@@ -101,6 +101,18 @@ def is_initializing(spec) -> bool:
         return bool(getattr(spec, "_initializing", False))
     except Exception:
         return False
+
+
+def wait_for_import(name: str) -> bool:
+    """If another thread is importing ``name`` (it holds the module's import lock), wait for it.
+
+    That import may have passed ``find_spec`` before ``name`` was watched: only its end tells.
+    Returns whether there was one. importlib's own deadlock detection applies.
+    """
+    if name not in _module_locks:
+        return False
+    _lock_unlock_module(name)
+    return True
 
 
 def is_proxied(spec) -> bool:

@@ -137,12 +137,16 @@ class _Registry(_finder.Listener):
             self.hooks.setdefault(module, []).append(hook)
             if not internal:
                 self.all.append(hook)
-            gen = self.gens.get(module, 0)
             loaded = self._loaded(module)
+            gen = self.gens.get(module, 0)
             hook._gen = gen - 1 if self.depth.get(module) else gen
-            if loaded is not _MISSING:
-                self.seen[module] = _ref(loaded)
+            in_flight = loaded is _MISSING and module not in sys.modules
+        if in_flight and _finder.wait_for_import(module):
+            with self.lock:
+                loaded = self._loaded(module) if hook._gen == gen else _MISSING
         if loaded is not _MISSING:
+            with self.lock:
+                self.seen[module] = _ref(loaded)
             hook._run(loaded)
         return hook
 
