@@ -154,9 +154,9 @@ class _Registry(_finder.Listener):
         """The module if fully imported; else _MISSING (absent, or executing: then it will report)."""
         if self.depth.get(name):
             return _MISSING
-        obj = sys.modules.get(name, _MISSING)
-        if obj is _MISSING:
-            return obj
+        obj = sys.modules.get(name)
+        if obj is None:
+            return _MISSING
         spec = _spec_of(obj)
         if spec is None or _finder.is_proxied(spec):
             return _MISSING if spec is not None else obj

@@ -510,3 +510,26 @@ def test_import_lazypatch_and_registering_import_nothing_new(pyrun):
         """
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_blocked_and_non_module_entries_in_sys_modules(pyrun):
+    out = pyrun(
+        """
+        import sys, lazypatch
+        sys.modules["blocked"] = None
+        fired = []
+        lazypatch.register_hook("blocked", fired.append)
+        try:
+            import blocked
+        except ImportError:
+            print("blocked", fired)
+
+        class Weird:
+            def __getattribute__(self, name):
+                raise RuntimeError("no attributes here")
+        sys.modules["weird"] = weird = Weird()
+        lazypatch.register_hook("weird", lambda m: fired.append(m is weird))
+        print(fired)
+        """
+    ).stdout
+    assert out.splitlines() == ["blocked []", "[True]"]
