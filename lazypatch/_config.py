@@ -1,6 +1,23 @@
-"""Environment -> settings: every environment variable lazypatch reads is read here."""
+"""Environment -> settings: every environment variable lazypatch reads is read here.
+
+:func:`settings` parses the environment once, at ``import lazypatch.auto``, into one frozen
+:class:`Settings`. A value that cannot be parsed gives one warning naming the variable and the
+value, and the default applies: configuration never stops the application. The OpenTelemetry SDK
+reads its own variables (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
+``OTEL_TRACES_SAMPLER``, ``OTEL_EXPORTER_OTLP_ENDPOINT``...) when the tracing layer builds it;
+only those whose interpretation is lazypatch's own are read here.
+
+Kept free of imports beyond ``os``: this module runs at interpreter startup.
+"""
 
 import os
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10}
+_OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+SOURCES = ("lazypatch", "opentelemetry")
+_DISABLING = ("LAZYPATCH_DISABLED_INSTRUMENTATIONS", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
 
 
 def strict() -> bool:
@@ -9,3 +26,172 @@ def strict() -> bool:
     Read at each failure rather than once, so that a test may set it around one import.
     """
     return os.environ.get("LAZYPATCH_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Settings:
+    """What the environment asked for, parsed once; read-only.
+
+    ``disabled`` / ``enabled`` hold instrumentation names, bare (``flask``: both sources) or
+    qualified by source (``opentelemetry:flask``); ``enabled`` is None when not restricted.
+    ``traces_exporters`` is None when ``OTEL_TRACES_EXPORTER`` is unset (the tracing layer then
+    picks OTLP if it is installed).
+    """
+
+    __slots__ = (
+        "disabled",
+        "enabled",
+        "otel_instrumentors",
+        "log_level",
+        "traces_exporters",
+        "otlp_protocol",
+        "sdk_disabled",
+    )
+
+    def __init__(self, **values) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Settings are read-only")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Settings({fields})"
+
+    def exclusion(self, source: str, name: str):
+        """Why the instrumentation ``name`` from ``source`` must not be armed, or None."""
+        keys = (name, f"{source}:{name}")
+        if "*" in self.disabled or any(key in self.disabled for key in keys):
+            return "disabled by " + " / ".join(_DISABLING)
+        if self.enabled is not None and not any(key in self.enabled for key in keys):
+            return "not in LAZYPATCH_ENABLED_INSTRUMENTATIONS"
+        if source == "opentelemetry" and not self.otel_instrumentors:
+            return "LAZYPATCH_OTEL_INSTRUMENTORS=0"
+        return None
+
+
+def _warn(variable: str, value: str, expected: str) -> None:
+    from ._log import logger
+
+    logger().warning("ignoring %s=%r: expected %s; using the default", variable, value, expected)
+
+
+def _names(environ, variable: str):
+    """A comma list of instrumentation names, or None when unset or empty."""
+    raw = environ.get(variable)
+    if raw is None or not raw.strip():
+        return None
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        source, sep, bare = name.rpartition(":")
+        if not bare or (sep and source not in SOURCES) or not _is_name(bare):
+            _warn(variable, raw, "a comma list of instrumentation names, 'source:name' or '*'")
+            return None
+    return names
+
+
+def _is_name(name: str) -> bool:
+    return name == "*" or name.replace("_", "").replace("-", "").replace(".", "").isalnum()
+
+
+def _flag(environ, variable: str, default: bool) -> bool:
+    raw = environ.get(variable)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    _warn(variable, raw, "one of 1/true/yes/on or 0/false/no/off")
+    return default
+
+
+def _log_level(environ):
+    raw = environ.get("LAZYPATCH_LOG_LEVEL")
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().upper()
+    if value in _LEVELS:
+        return _LEVELS[value]
+    if value.isdigit():
+        return int(value)
+    _warn("LAZYPATCH_LOG_LEVEL", raw, "debug, info, warning, error, critical or a number")
+    return None
+
+
+def _exporters(environ):
+    raw = environ.get("OTEL_TRACES_EXPORTER")
+    if raw is None or not raw.strip():
+        return None
+    names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    if not all(name.replace("_", "").isalnum() for name in names):
+        _warn("OTEL_TRACES_EXPORTER", raw, "a comma list of exporter names (console, otlp, none)")
+        return None
+    return names
+
+
+def _otlp_protocol(environ):
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        raw = environ.get(variable)
+        if raw is None or not raw.strip():
+            continue
+        if raw.strip() in _OTLP_PROTOCOLS:
+            return raw.strip()
+        _warn(variable, raw, " or ".join(_OTLP_PROTOCOLS))
+        return "http/protobuf"
+    return "http/protobuf"
+
+
+def _sdk_disabled(environ) -> bool:
+    raw = environ.get("OTEL_SDK_DISABLED")
+    if raw is None or not raw.strip():
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        _warn("OTEL_SDK_DISABLED", raw, "true or false")
+    return value == "true"
+
+
+def load(environ=None) -> Settings:
+    """Parse ``environ`` (default ``os.environ``) into :class:`Settings`; warn about bad values."""
+    env = os.environ if environ is None else environ
+    disabled = frozenset()
+    for variable in _DISABLING:
+        disabled |= _names(env, variable) or frozenset()
+    return Settings(
+        disabled=disabled,
+        enabled=_names(env, "LAZYPATCH_ENABLED_INSTRUMENTATIONS"),
+        otel_instrumentors=_flag(env, "LAZYPATCH_OTEL_INSTRUMENTORS", True),
+        log_level=_log_level(env),
+        traces_exporters=_exporters(env),
+        otlp_protocol=_otlp_protocol(env),
+        sdk_disabled=_sdk_disabled(env),
+    )
+
+
+_settings = None
+
+
+def settings() -> Settings:
+    """The settings of this process, parsed from the environment on first call."""
+    global _settings
+    if _settings is None:
+        _settings = load()
+    return _settings
+
+
+def child_environment(service_name=None, traces_exporter=None, bootstrap_dir=None) -> dict:
+    """The environment for ``lazypatch run``'s command: ours, ``bootstrap_dir`` first on PYTHONPATH.
+
+    An existing PYTHONPATH is kept after it (without a second copy of ``bootstrap_dir``).
+    """
+    env = dict(os.environ)
+    if bootstrap_dir is not None:
+        kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != bootstrap_dir]
+        env["PYTHONPATH"] = os.pathsep.join([bootstrap_dir, *kept])
+    if service_name is not None:
+        env["OTEL_SERVICE_NAME"] = service_name
+    if traces_exporter is not None:
+        env["OTEL_TRACES_EXPORTER"] = traces_exporter
+    return env
