@@ -1,0 +1,78 @@
+"""urllib: a CLIENT span per ``http``/``https`` request made through ``urllib.request``.
+
+``OpenerDirector.open`` is wrapped in place, so ``urlopen`` (also when imported by name before
+instrumentation), openers built with ``build_opener`` before it and their subclasses are
+traced. A URL given as a string is turned into the ``Request`` that ``open`` would build, so the
+``traceparent`` header can be added to it.
+"""
+
+from operator import attrgetter
+
+from .. import Instrumentor
+
+
+class _RequestSetter:
+    """Propagation setter for ``urllib.request.Request``."""
+
+    @staticmethod
+    def set(carrier, key, value):
+        carrier.add_header(key, value)
+
+
+def _preparer(Request):
+    def prepare(args, kwargs):
+        if args:
+            fullurl = args[0]
+        else:
+            fullurl = kwargs.get("fullurl")
+        if isinstance(fullurl, str):
+            try:
+                request = Request(fullurl)
+            except ValueError:
+                return None
+        elif isinstance(fullurl, Request):
+            request = fullurl
+        else:
+            return None
+        if request.type not in ("http", "https"):
+            return None
+        data = args[1] if len(args) > 1 else kwargs.get("data")
+        if data is not None:
+            request.data = data
+        if args:
+            args = (request, *args[1:])
+        else:
+            kwargs = {**kwargs, "fullurl": request}
+        return request.get_method(), request.full_url, request, args, kwargs
+
+    return prepare
+
+
+class UrllibInstrumentor(Instrumentor):
+    """Traces every HTTP request sent by ``urllib.request``."""
+
+    targets = ("urllib.request",)
+
+    def _instrument(self, **kwargs):
+        import urllib.error
+        import urllib.request
+
+        from opentelemetry import trace
+
+        from . import _http
+
+        http_error = urllib.error.HTTPError
+
+        def status_of_error(exc):
+            return exc.code if isinstance(exc, http_error) else None
+
+        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        wrapper = _http.client_wrapper(
+            "urllib",
+            tracer,
+            _preparer(urllib.request.Request),
+            attrgetter("status"),
+            status_of_error,
+            _RequestSetter,
+        )
+        self.wrap(urllib.request, "OpenerDirector.open", wrapper)
