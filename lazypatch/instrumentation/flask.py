@@ -1,0 +1,152 @@
+"""Flask: a SERVER span per request, through Flask's own request signals.
+
+The signals are sent by every application for every request, whatever the application object
+was created from, however its ``wsgi_app`` was wrapped and whenever instrumentation was switched
+on: an app created before ``instrument()``, a ``Flask`` subclass, an app behind ``ProxyFix``, a
+blueprint's views and error handlers are traced the same way, and disconnecting the receivers
+stops the spans of every app.
+
+- ``request_started`` (routing done): the incoming context is extracted, the span started and
+  made current for the view, so its children (sqlite3 queries...) nest under it;
+- ``got_request_exception``: an unhandled exception is recorded on the span;
+- ``request_finished``: the status is noted and the span's end is tied to the response's
+  ``close()``, which the WSGI server calls once the body, streamed or not, has been sent;
+- ``request_tearing_down``: the context is detached; the span ends here if no response was
+  finalised (an exception propagated out of the app).
+"""
+
+from .. import Instrumentor
+from . import report
+
+_NAME = "flask"
+_STATE = "_lazypatch_span"
+
+
+class _Request:
+    """One traced request: its span, the context token, what is known of its outcome."""
+
+    __slots__ = ("span", "token", "status", "failed", "closing", "ended")
+
+    def __init__(self, span, token):
+        self.span = span
+        self.token = token
+        self.status = None
+        self.failed = False
+        self.closing = False
+        self.ended = False
+
+
+def _receivers(flask, tracer):
+    """The four signal receivers, as closures over the tracer and OpenTelemetry's functions."""
+    from opentelemetry import context, trace
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+    from . import _http
+
+    current_request = flask.request._get_current_object
+    get_value = context.get_value
+    attach = context.attach
+    detach = context.detach
+    set_span_in_context = trace.set_span_in_context
+    start_span = tracer.start_span
+    server = trace.SpanKind.SERVER
+
+    def end(state):
+        if state.ended:
+            return
+        state.ended = True
+        span = state.span
+        try:
+            if state.status is None:
+                span.end()
+            elif state.failed:
+                span.set_attribute(_http.HTTP_RESPONSE_STATUS_CODE, state.status)
+                span.end()
+            else:
+                _http.end_with_status(span, state.status, 500)
+        except Exception:
+            _http.abandon(_NAME, state.span)
+
+    def started(sender, **extra):
+        if get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return
+        span = None
+        try:
+            request = current_request()
+            environ = request.environ
+            rule = request.url_rule
+            name, attributes = _http.server_attributes(
+                environ, request.method, request.path, None if rule is None else rule.rule
+            )
+            parent = _http.extract(environ)
+            span = start_span(name, parent, server, attributes)
+            state = _Request(span, attach(set_span_in_context(span, parent)))
+            request.__dict__[_STATE] = state
+        except Exception:
+            _http.abandon(_NAME, span)
+
+    def failed(sender, exception=None, **extra):
+        try:
+            state = current_request().__dict__.get(_STATE)
+            if state is not None and exception is not None and not state.failed:
+                state.failed = True
+                _http.record_exception(state.span, exception)
+        except Exception:
+            report(_NAME)
+
+    def finished(sender, response=None, **extra):
+        try:
+            state = current_request().__dict__.get(_STATE)
+            if state is not None and response is not None:
+                state.status = response.status_code
+                state.closing = True
+                response.call_on_close(lambda: end(state))
+        except Exception:
+            report(_NAME)
+
+    def tearing_down(sender, exc=None, **extra):
+        try:
+            state = current_request().__dict__.pop(_STATE, None)
+        except Exception:
+            report(_NAME)
+            return
+        if state is None:
+            return
+        detach(state.token)
+        if exc is not None and not state.failed:
+            state.failed = True
+            try:
+                _http.record_exception(state.span, exc)
+            except Exception:
+                report(_NAME)
+        if not state.closing:
+            end(state)
+
+    signals = flask.signals
+    return (
+        (signals.request_started, started),
+        (signals.got_request_exception, failed),
+        (signals.request_finished, finished),
+        (signals.request_tearing_down, tearing_down),
+    )
+
+
+class FlaskInstrumentor(Instrumentor):
+    """Traces every request handled by every Flask application of the process."""
+
+    targets = ("flask",)
+    requirements = ("flask >= 2.3",)
+
+    def _instrument(self, **kwargs):
+        import flask
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        self._connected = _receivers(flask, tracer)
+        for signal, receiver in self._connected:
+            signal.connect(receiver, weak=False)
+
+    def _uninstrument(self, **kwargs):
+        for signal, receiver in getattr(self, "_connected", ()):
+            signal.disconnect(receiver)
+        self._connected = ()
