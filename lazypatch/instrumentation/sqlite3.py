@@ -1,0 +1,226 @@
+"""sqlite3: a CLIENT span per ``execute`` / ``executemany`` / ``executescript``.
+
+``sqlite3.Connection`` and ``sqlite3.Cursor`` are immutable C types, so their methods cannot be
+wrapped in place. ``sqlite3.connect`` (and ``sqlite3.dbapi2.connect``) are wrapped instead, to
+pass a ``factory=`` that subclasses the caller's (``sqlite3.Connection`` by default) with traced
+methods; its cursors are subclasses of ``sqlite3.Cursor`` likewise. Connections stay real
+``sqlite3.Connection`` instances: ``isinstance``, ``backup()`` and every C-level check work.
+
+The derived classes are made once per base class and outlive ``uninstrument()``: their methods
+then see no tracer and call straight through. What cannot be traced: a ``connect`` captured by
+``from sqlite3 import connect`` before instrumentation (a builtin function bound to a name
+lazypatch cannot reach), connections made by calling ``sqlite3.Connection`` directly, and a
+``factory=`` that is a function rather than a class. Parameters are never recorded.
+"""
+
+import os
+import re
+
+from .. import Instrumentor
+from . import error_type, report
+
+_NAME = "sqlite3"
+_FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
+
+
+class _Tracing:
+    """What the derived classes need, built once: the tracer (None when off) and the types."""
+
+    def __init__(self, sqlite3):
+        from opentelemetry import context, trace
+
+        # Stable database attribute names first appeared in semantic-conventions 0.50b0; older
+        # releases have the same names in the incubating module. ``sqlite`` itself is not one
+        # of the stable ``db.system.name`` values yet, so it comes from the incubating enum.
+        try:
+            from opentelemetry.semconv.attributes import db_attributes as db
+        except ImportError:  # pragma: no cover - semantic-conventions < 0.50b0
+            from opentelemetry.semconv._incubating.attributes import db_attributes as db
+        from opentelemetry.semconv._incubating.attributes.db_attributes import DbSystemNameValues
+        from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+        from opentelemetry.trace import SpanKind, StatusCode
+
+        self.tracer = None
+        self.connection_types = {}
+        self.cursor_types = {}
+        self.sqlite3 = sqlite3
+        self._system = {db.DB_SYSTEM_NAME: DbSystemNameValues.SQLITE.value}
+        self._namespace_key = db.DB_NAMESPACE
+        self._operation_key = db.DB_OPERATION_NAME
+        self._text_key = db.DB_QUERY_TEXT
+        self._error_type_key = ERROR_TYPE
+        self._client = SpanKind.CLIENT
+        self._error = StatusCode.ERROR
+        self._suppress = context._SUPPRESS_INSTRUMENTATION_KEY
+        self._get_value = context.get_value
+        self._attach = context.attach
+        self._detach = context.detach
+        self._set_span_in_context = trace.set_span_in_context
+        self.cursor_type = self._derive_cursor(sqlite3.Cursor)
+        self.connection_type = self._derive_connection(sqlite3.Connection)
+
+    def base_attributes(self, database) -> dict:
+        """Attributes shared by every span of one connection."""
+        namespace = (
+            os.fsdecode(database)
+            if isinstance(database, (str, bytes, os.PathLike))
+            else str(database)
+        )
+        return {**self._system, self._namespace_key: namespace}
+
+    def traced(self, method, cursor, sql, args):
+        """Run ``method(sql, *args)`` (a cursor's bound method) inside a span."""
+        tracer = self.tracer
+        if tracer is None or not isinstance(sql, str) or self._get_value(self._suppress):
+            return method(sql, *args)
+        span = None
+        try:
+            base = cursor.connection._lazypatch_attributes
+            match = _FIRST_WORD.match(sql)
+            if match is None:
+                name = base[self._namespace_key]
+                attributes = {**base, self._text_key: sql}
+            else:
+                operation = match[1]
+                name = f"{operation} {base[self._namespace_key]}"
+                attributes = {**base, self._operation_key: operation, self._text_key: sql}
+            span = tracer.start_span(name, None, self._client, attributes)
+            token = self._attach(self._set_span_in_context(span))
+        except Exception:
+            _abandon(span)
+            return method(sql, *args)
+        try:
+            result = method(sql, *args)
+        except BaseException as exc:
+            self._detach(token)
+            self._fail(span, exc)
+            raise
+        self._detach(token)
+        span.end()
+        return result
+
+    def _fail(self, span, exc):
+        try:
+            span.record_exception(exc)
+            span.set_attribute(self._error_type_key, error_type(exc))
+            span.set_status(self._error, f"{type(exc).__name__}: {exc}")
+            span.end()
+        except Exception:
+            _abandon(span)
+
+    def connection_factory(self, factory):
+        """The traced class to pass as ``factory=`` for the caller's ``factory`` (or None)."""
+        if factory is None:
+            return self.connection_type
+        derived = self.connection_types.get(factory)
+        if derived is None:
+            if not (isinstance(factory, type) and issubclass(factory, self.sqlite3.Connection)):
+                return factory
+            derived = self._derive_connection(factory)
+        return derived
+
+    def cursor_factory(self, factory):
+        """The traced cursor class for a ``cursor(factory=...)`` argument."""
+        if factory is None:
+            return self.cursor_type
+        derived = self.cursor_types.get(factory)
+        if derived is None:
+            if not (isinstance(factory, type) and issubclass(factory, self.sqlite3.Cursor)):
+                return factory
+            derived = self._derive_cursor(factory)
+        return derived
+
+    def _derive_cursor(self, base):
+        tracing = self
+
+        class TracedCursor(base):
+            __qualname__ = f"Traced{base.__name__}"
+
+            def execute(self, sql, *args):
+                return tracing.traced(super().execute, self, sql, args)
+
+            def executemany(self, sql, *args):
+                return tracing.traced(super().executemany, self, sql, args)
+
+            def executescript(self, sql, *args):
+                return tracing.traced(super().executescript, self, sql, args)
+
+        self.cursor_types[base] = self.cursor_types[TracedCursor] = TracedCursor
+        return TracedCursor
+
+    def _derive_connection(self, base):
+        tracing = self
+        new_cursor = self.sqlite3.Connection.cursor
+
+        class TracedConnection(base):
+            __qualname__ = f"Traced{base.__name__}"
+
+            def __init__(self, database, *args, **kwargs):
+                super().__init__(database, *args, **kwargs)
+                self._lazypatch_attributes = tracing.base_attributes(database)
+
+            def cursor(self, *args, **kwargs):
+                if args:
+                    args = (tracing.cursor_factory(args[0]), *args[1:])
+                else:
+                    kwargs["factory"] = tracing.cursor_factory(kwargs.get("factory"))
+                return super().cursor(*args, **kwargs)
+
+            # Like the C shortcuts: a cursor made by Connection.cursor itself (which hands it
+            # the connection's row_factory), bypassing any cursor() override of ``base``.
+            def execute(self, sql, *args):
+                return new_cursor(self, tracing.cursor_type).execute(sql, *args)
+
+            def executemany(self, sql, *args):
+                return new_cursor(self, tracing.cursor_type).executemany(sql, *args)
+
+            def executescript(self, sql, *args):
+                return new_cursor(self, tracing.cursor_type).executescript(sql, *args)
+
+        self.connection_types[base] = self.connection_types[TracedConnection] = TracedConnection
+        return TracedConnection
+
+    def connect_wrapper(self, wrapped, instance, args, kwargs):
+        """Wrapper of ``sqlite3.connect``: the same call with a traced ``factory=``."""
+        try:
+            if len(args) > 5:
+                args = (*args[:5], self.connection_factory(args[5]), *args[6:])
+            else:
+                kwargs["factory"] = self.connection_factory(kwargs.get("factory"))
+        except Exception:
+            report(_NAME)
+        return wrapped(*args, **kwargs)
+
+
+def _abandon(span):
+    report(_NAME)
+    if span is not None:
+        try:
+            span.end()
+        except Exception:
+            pass
+
+
+_tracing = None
+
+
+class SQLite3Instrumentor(Instrumentor):
+    """Traces every statement run on connections opened with ``sqlite3.connect``."""
+
+    targets = ("sqlite3",)
+
+    def _instrument(self, **kwargs):
+        import sqlite3
+
+        from opentelemetry import trace
+
+        global _tracing
+        if _tracing is None:
+            _tracing = _Tracing(sqlite3)
+        _tracing.tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        self.wrap("sqlite3", "connect", _tracing.connect_wrapper)
+        self.wrap("sqlite3.dbapi2", "connect", _tracing.connect_wrapper)
+
+    def _uninstrument(self, **kwargs):
+        if _tracing is not None:
+            _tracing.tracer = None
