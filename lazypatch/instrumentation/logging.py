@@ -1,0 +1,64 @@
+"""logging: trace context on every ``LogRecord``, so log lines can be joined with traces.
+
+Adds OpenTelemetry's logging-instrumentation attributes: ``otelTraceID``, ``otelSpanID``,
+``otelTraceSampled`` and ``otelServiceName`` (``"0"``, ``"0"``, ``False`` outside a span, so
+that format strings naming them work everywhere). ``LogRecord.__init__`` is wrapped in place
+rather than the record factory replaced: every record passes through it, whatever factory an
+application installed before or after, and from loggers created at any time.
+"""
+
+from .. import Instrumentor
+from . import report
+
+_NAME = "logging"
+
+
+def _record_wrapper(provider):
+    """The wrapper of ``LogRecord.__init__``, reading spans through OpenTelemetry's API."""
+    from opentelemetry import trace
+    from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
+
+    get_current_span = trace.get_current_span
+    get_tracer_provider = trace.get_tracer_provider
+    service = [None]
+
+    def service_name():
+        # Resolved on the first record inside a span rather than at instrumentation, when the
+        # global provider may not be set yet; only an SDK provider has a resource.
+        name = service[0]
+        if name is None:
+            resource = getattr(provider or get_tracer_provider(), "resource", None)
+            if resource is None:
+                return ""
+            name = service[0] = str(resource.attributes.get(SERVICE_NAME, ""))
+        return name
+
+    def wrapper(wrapped, instance, args, kwargs):
+        wrapped(*args, **kwargs)
+        try:
+            span_context = get_current_span().get_span_context()
+            if span_context.is_valid:
+                instance.otelTraceID = format(span_context.trace_id, "032x")
+                instance.otelSpanID = format(span_context.span_id, "016x")
+                instance.otelTraceSampled = span_context.trace_flags.sampled
+                instance.otelServiceName = service_name()
+            else:
+                instance.otelTraceID = "0"
+                instance.otelSpanID = "0"
+                instance.otelTraceSampled = False
+                instance.otelServiceName = service[0] or ""
+        except Exception:
+            report(_NAME)
+
+    return wrapper
+
+
+class LoggingInstrumentor(Instrumentor):
+    """Puts the current trace and span ids on every log record."""
+
+    targets = ("logging",)
+
+    def _instrument(self, **kwargs):
+        import logging
+
+        self.wrap(logging, "LogRecord.__init__", _record_wrapper(kwargs.get("tracer_provider")))
