@@ -1,4 +1,4 @@
-"""The one ``sys.meta_path`` finder and its loader proxy: the only code that touches import machinery.
+"""The ``sys.meta_path`` finder and its loader proxy: the only code touching import machinery.
 
 The finder watches a set of module names (a dict owned by the hook registry). For any other
 name ``find_spec`` is a dict lookup and ``return None``. For a watched name it asks the other
@@ -12,7 +12,7 @@ a subclass whose ``_initializing`` is a property for exactly that span, then swi
 """
 
 import sys
-from _frozen_importlib import ModuleSpec, _lock_unlock_module, _module_locks
+from _frozen_importlib import _lock_unlock_module, _module_locks
 from _thread import _local
 
 _LEGACY_FIND_MODULE = sys.version_info < (3, 12)
@@ -28,7 +28,7 @@ class Listener:
         """An execution of module ``name`` starts."""
 
     def end(self, name: str, module: object, done) -> None:
-        """It ended with ``module`` (or ``FAILED``); ``done()`` runs under the listener's lock once."""
+        """It ended with ``module`` (or ``FAILED``); run ``done()`` once, under the lock."""
         done()
 
 
@@ -54,7 +54,7 @@ def _report_end(spec) -> None:
 
 
 class _SpecWatch:
-    """Mixin put on an in-flight spec so that importlib's final ``_initializing = False`` reports."""
+    """Mixin put on an in-flight spec: importlib's final ``_initializing = False`` reports."""
 
     @property
     def _initializing(self):
@@ -217,7 +217,7 @@ def _nothing():
 
 
 class Finder:
-    """The ``sys.meta_path`` entry; ``watched`` is a dict whose keys are the watched module names."""
+    """The ``sys.meta_path`` entry; the keys of the ``watched`` dict are the names it watches."""
 
     def __init__(self, watched):
         self._watched = watched

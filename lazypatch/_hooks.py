@@ -68,7 +68,7 @@ class Hook:
 
 
 def describe(target) -> str:
-    """A readable name for a hook target: ``"pkg.mod:func"`` strings as given, else module.qualname."""
+    """A readable name for a hook target: a ``"pkg.mod:func"`` string, or module.qualname."""
     if target.__class__ is str:
         return target
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
@@ -151,7 +151,7 @@ class _Registry(_finder.Listener):
         return hook
 
     def _loaded(self, name: str):
-        """The module if fully imported; else _MISSING (absent, or executing: then it will report)."""
+        """The module if fully imported; else _MISSING (absent, or executing: it will report)."""
         if self.depth.get(name):
             return _MISSING
         obj = sys.modules.get(name)
@@ -273,7 +273,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def register_hook(module: str, hook) -> Hook:
-    """Run ``hook(module_object)`` each time ``module`` finishes executing (now, if already imported).
+    """Run ``hook(module_object)`` each time ``module`` finishes executing (now, if imported).
 
     ``hook`` is a callable or a ``"pkg.mod:attr.path"`` string imported only when it fires.
     """
@@ -301,7 +301,7 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Take the finder out of ``sys.meta_path``; pending hooks wait for :func:`install`. Idempotent."""
+    """Take the finder out of ``sys.meta_path``; pending hooks wait for :func:`install`."""
     _registry.uninstall()
 
 

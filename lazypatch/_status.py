@@ -1,6 +1,6 @@
 """``status()``: a read-only view over the registries of hooks, patches and instrumentors."""
 
-from . import _hooks
+from . import _hooks, _instrumentor, _patches
 
 
 class Record:
@@ -51,6 +51,37 @@ def _hook_records():
         )
 
 
+def _patch_records():
+    for patch in _patches.all_patches():
+        yield Record(
+            "patch",
+            patch.path,
+            patch.module,
+            patch.state,
+            reason_of(patch.error) if patch.state == "failed" else None,
+            patch.calls,
+            patch._seconds,
+        )
+
+
+def _instrumentor_records():
+    for instrumentor in _instrumentor.all_instrumentors():
+        yield Record(
+            "instrumentor",
+            instrumentor.name,
+            ",".join(instrumentor.targets),
+            instrumentor.state,
+            instrumentor.reason,
+            instrumentor._calls,
+            instrumentor._seconds,
+        )
+
+
 def status() -> list:
-    """One :class:`Record` per hook, patch and instrumentor, in the order they were created."""
-    return list(_hook_records())
+    """One :class:`Record` per hook, patch and instrumentor: hooks first, then patches, then
+    instrumentors, each in the order they were created.
+
+    A patch's ``calls`` counts its applications; an instrumentor's ``module`` is its targets
+    joined by ``","`` and its ``calls`` counts the runs of ``_instrument``.
+    """
+    return [*_hook_records(), *_patch_records(), *_instrumentor_records()]

@@ -55,7 +55,11 @@ def pyrun(tmp_path):
 
     def run(code, files=None, env=None, **kwargs):
         write_modules(tmp_path, files or {})
-        extra = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+        extra = {
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+            )
+        }
         extra.update(env or {})
         return run_python(code, env=extra, cwd=tmp_path, **kwargs)
 

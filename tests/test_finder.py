@@ -6,7 +6,6 @@ import sys
 import zipfile
 
 import pytest
-
 from conftest import write_modules
 
 RESOURCE_PKG = {
@@ -66,21 +65,41 @@ def test_runpy_and_python_dash_m(pyrun, tmp_path):
     assert out.splitlines() == ["ran 0", "main of respkg ran", "1"]
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     main = subprocess.run(
-        [sys.executable, "-c", "import lazypatch, runpy, sys;"
-         "lazypatch.register_hook('respkg', lambda m: print('hook', m.__name__));"
-         "sys.argv = ['respkg']; runpy.run_module('respkg', run_name='__main__', alter_sys=True)"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import lazypatch, runpy, sys;"
+            "lazypatch.register_hook('respkg', lambda m: print('hook', m.__name__));"
+            "sys.argv = ['respkg']; runpy.run_module('respkg', run_name='__main__', alter_sys=True)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert main.stdout.splitlines() == ["hook respkg", "main of respkg ran"]
 
 
 def test_python_dash_m_under_auto_activation(tmp_path):
-    write_modules(tmp_path, {**RESOURCE_PKG, "sitecustomize.py": (
-        "import lazypatch\nlazypatch.register_hook('respkg', lambda m: print('hook', m.__name__))\n"
-    )})
+    write_modules(
+        tmp_path,
+        {
+            **RESOURCE_PKG,
+            "sitecustomize.py": (
+                "import lazypatch\nlazypatch.register_hook('respkg', lambda m: print('hook', m.__name__))\n"
+            ),
+        },
+    )
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "respkg"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "respkg"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.splitlines() == ["hook respkg", "main of respkg ran"]
 
 
@@ -126,14 +145,14 @@ def test_extension_module_is_keyed_by_its_import_name(pyrun):
         import sys, lazypatch
         assert "_decimal" not in sys.modules
         fired = []
-        lazypatch.register_hook("_decimal", lambda m: fired.append(m.__name__))
-        lazypatch.register_hook("decimal", lambda m: fired.append("decimal:" + m.__name__))
+        lazypatch.register_hook("_decimal", lambda m: fired.append(("_decimal", m.Decimal.__name__)))
+        lazypatch.register_hook("decimal", lambda m: fired.append(("decimal", m.__name__)))
         import decimal
         print(fired, type(sys.modules["_decimal"].__loader__).__name__)
         """
     ).stdout
     fired, loader = out.rsplit(" ", 1)
-    assert fired == "['decimal', 'decimal:decimal']"
+    assert fired == "[('_decimal', 'Decimal'), ('decimal', 'decimal')]"
     assert loader.strip() in ("ExtensionFileLoader", "BuiltinImporter")
 
 
@@ -304,4 +323,6 @@ def test_fast_path_is_constant_time_code():
     first_return = next(i for i, ins in enumerate(instructions) if ins.opname.startswith("RETURN"))
     fast = [ins.opname for ins in instructions[: first_return + 1]]
     assert "CONTAINS_OP" in fast or "COMPARE_OP" in fast
-    assert not any(op.startswith(("BUILD_", "FOR_ITER", "SETUP_WITH", "BEFORE_WITH")) for op in fast)
+    assert not any(
+        op.startswith(("BUILD_", "FOR_ITER", "SETUP_WITH", "BEFORE_WITH")) for op in fast
+    )
