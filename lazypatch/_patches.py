@@ -1,0 +1,421 @@
+"""``wrap`` / ``replace`` / ``Patch``: patches of attributes by dotted path, applied by hooks.
+
+A patch is an internal hook on its module: each time the module executes (first import, reload,
+re-import), the hook resolves the path and puts a *layer* in the attribute, unless one of this
+patch's layers is already in its wrapper chain. Each application is remembered as a ``_Layer``,
+which ``remove()`` undoes: it restores the attribute if the layer is outermost, re-points the
+lazypatch layer (or wrapt proxy) stacked just above it, or else turns itself into a pass-through.
+
+On the call path a layer is a plain closure (bound like the function it replaces) that calls
+``wrapper(wrapped, instance, args, kwargs)`` as wrapt would; its cells are re-pointed in place.
+Only what is neither a function nor a method falls back to ``wrapt.FunctionWrapper``.
+wrapt, functools and types are imported when a patch is first applied, not before.
+"""
+
+import sys
+from _thread import RLock
+from time import perf_counter
+
+from . import _config
+from ._hooks import _registry
+from ._log import logger
+
+_lock = RLock()
+_all = []  # every Patch created, for status()
+_layers = {}  # id(descriptor or function of a live wrap layer) -> _Layer
+_MAX_CHAIN = 64
+_NO_ARGUMENT = object()
+
+
+class Patch:
+    """Handle on one ``wrap`` or ``replace``: where, in what state, and the object it patched."""
+
+    __slots__ = (
+        "module",
+        "path",
+        "state",
+        "original",
+        "error",
+        "calls",
+        "_seconds",
+        "_make",
+        "_hook",
+        "_applied",
+    )
+
+    def __init__(self, module: str, path: str, make) -> None:
+        self.module = module
+        self.path = path
+        self.state = "pending"
+        self.original = None
+        self.error = None
+        self.calls = 0
+        self._seconds = 0.0
+        self._make = make
+        self._hook = None
+        self._applied = []
+
+    def __repr__(self) -> str:
+        return f"<Patch {self.module}:{self.path}: {self.state}>"
+
+    def remove(self) -> None:
+        """Undo this patch wherever applied; it never applies again. Idempotent, never raises."""
+        with _lock:
+            if self.state == "removed":
+                return
+            self.state = "removed"
+            hook = self._hook
+            applied, self._applied = self._applied, []
+        if hook is not None:
+            hook.remove()
+        with _lock:
+            for layer in reversed(applied):
+                _undo(layer)
+
+    def _apply(self, module) -> None:
+        start = perf_counter()
+        with _lock:
+            if self.state == "removed":
+                return
+            try:
+                self._apply_to(module)
+            except Exception as exc:
+                self.state = "failed"
+                self.error = exc
+                if _config.strict():
+                    raise
+                logger().error("%s; the import goes on", exc)
+            else:
+                self.state = "applied"
+                self.error = None
+                self.calls += 1
+            finally:
+                self._seconds += perf_counter() - start
+
+    def _apply_to(self, module) -> None:
+        import wrapt
+
+        try:
+            parent, attribute, current = wrapt.resolve_path(module, self.path)
+        except AttributeError as exc:
+            raise AttributeError(
+                f"cannot patch {self.module}:{self.path}: no such attribute"
+            ) from exc
+        for layer in self._applied:
+            if layer.parent is parent and layer.attribute == attribute:
+                if _above(layer, _slot(parent, attribute)) is not _NOT_FOUND:
+                    self.original = layer.target
+                    return
+        layer = self._make(parent, attribute, current)
+        try:
+            setattr(parent, attribute, layer.descriptor)
+        except (AttributeError, TypeError) as exc:
+            _forget(layer)
+            raise TypeError(f"cannot patch {self.module}:{self.path}: {exc}") from exc
+        self._applied.append(layer)
+        self.original = current
+
+
+def wrap(module: "str | ModuleType", path: str, wrapper) -> Patch:  # noqa: F821
+    """Wrap ``module``'s attribute at ``path`` with ``wrapper(wrapped, instance, args, kwargs)``.
+
+    Applied now if the module is imported, else the moment it loads, and again at each reload
+    (one layer, never two). Nothing is imported until then.
+    """
+    if not callable(wrapper):
+        raise TypeError(f"wrapper must be callable, got {wrapper!r}")
+    return _create(
+        module,
+        path,
+        lambda parent, attribute, current: _wrap_layer(parent, attribute, current, wrapper),
+    )
+
+
+def replace(module: "str | ModuleType", path: str, value: object) -> Patch:  # noqa: F821
+    """Set the attribute at ``path`` in ``module`` to ``value``, now or when the module loads."""
+    return _create(
+        module, path, lambda parent, attribute, current: _Layer(parent, attribute, current, value)
+    )
+
+
+def all_patches() -> list:
+    """Every patch created, removed ones included, in creation order."""
+    with _lock:
+        return list(_all)
+
+
+def _create(module, path, make) -> Patch:
+    if path.__class__ is not str or "" in path.split("."):
+        raise ValueError(f"path must be a dotted attribute path, got {path!r}")
+    if module.__class__ is str:
+        name, target = module, None
+    else:
+        name = getattr(module, "__name__", None)
+        if name.__class__ is not str:
+            raise TypeError(f"module must be a module name or a module, got {module!r}")
+        target = None if sys.modules.get(name) is module else module
+    patch = Patch(name, path, make)
+    with _lock:
+        _all.append(patch)
+    if target is None:
+        patch._hook = _registry.add(name, patch._apply, internal=True)
+    else:
+        patch._apply(target)
+    return patch
+
+
+# -- layers -------------------------------------------------------------------------
+
+
+class _Layer:
+    """One application: ``descriptor`` put in ``parent.attribute`` instead of ``target``."""
+
+    __slots__ = ("parent", "attribute", "owned", "target", "descriptor", "function", "cells")
+
+    def __init__(self, parent, attribute, target, descriptor) -> None:
+        self.parent = parent
+        self.attribute = attribute
+        self.owned = _owns(parent, attribute)
+        self.target = target
+        self.descriptor = descriptor
+        self.function = None
+
+    def point(self, target) -> bool:
+        """Make this layer call ``target`` instead; False if it cannot (a replacement)."""
+        return False
+
+    def bypass(self) -> None:
+        """Keep this layer in place but make it call straight through."""
+
+
+class _Closure(_Layer):
+    """A layer whose call path is a closure with re-pointable cells."""
+
+    __slots__ = ()
+
+    def __init__(self, parent, attribute, target, function, kind=None) -> None:
+        self.function = function
+        self.cells = dict(zip(function.__code__.co_freevars, function.__closure__))
+        self.point(target)
+        self.parent = parent
+        self.attribute = attribute
+        self.owned = _owns(parent, attribute)
+        self.descriptor = function if kind is None else kind(function)
+        _layers[id(function)] = _layers[id(self.descriptor)] = self
+
+    def point(self, target) -> bool:
+        import functools
+
+        self.target = target
+        func = _callable_of(target)
+        self.cells["target"].cell_contents = func
+        if "bind" in self.cells:
+            self.cells["bind"].cell_contents = _binder(func)
+        if "instance" in self.cells:
+            self.cells["instance"].cell_contents = _self_of(func)
+        functools.update_wrapper(self.function, func)
+        return True
+
+    def bypass(self) -> None:
+        self.cells["wrapper"].cell_contents = _passthrough
+
+
+class _Proxy(_Layer):
+    """Fallback for what is neither a function nor a method (a class, a callable object)."""
+
+    __slots__ = ()
+
+    def __init__(self, parent, attribute, target, wrapper) -> None:
+        import wrapt
+
+        function = _dispatch(wrapper)
+        super().__init__(parent, attribute, target, wrapt.FunctionWrapper(target, function))
+        self.function = function
+        self.cells = dict(zip(function.__code__.co_freevars, function.__closure__))
+        _layers[id(function)] = _layers[id(self.descriptor)] = self
+
+    def point(self, target) -> bool:
+        self.target = target
+        self.descriptor.__wrapped__ = target
+        return True
+
+    def bypass(self) -> None:
+        self.cells["wrapper"].cell_contents = _passthrough
+
+
+def _wrap_layer(parent, attribute, current, wrapper) -> _Layer:
+    if isinstance(parent, type):
+        if isinstance(current, classmethod):
+            return _Closure(parent, attribute, current, _classmethod_layer(wrapper), classmethod)
+        if isinstance(current, staticmethod):
+            return _Closure(parent, attribute, current, _function_layer(wrapper), staticmethod)
+        if _is_method(current):
+            return _Closure(parent, attribute, current, _method_layer(wrapper))
+    elif callable(current) and not isinstance(current, type):
+        return _Closure(parent, attribute, current, _function_layer(wrapper))
+    return _Proxy(parent, attribute, current, wrapper)
+
+
+# The call paths. Each closure's cells are set by _Closure.point (target, bind, instance) and
+# bypass (wrapper); the arguments here only create the cells.
+
+
+def _function_layer(wrapper, target=None, instance=None):
+    def layer(*args, **kwargs):
+        return wrapper(target, instance, args, kwargs)
+
+    return layer
+
+
+def _method_layer(wrapper, target=None, bind=None):
+    def layer(instance=_NO_ARGUMENT, /, *args, **kwargs):
+        if instance is _NO_ARGUMENT:
+            return wrapper(target, None, args, kwargs)
+        return wrapper(bind(target, instance), instance, args, kwargs)
+
+    return layer
+
+
+def _classmethod_layer(wrapper, target=None, bind=None):
+    def layer(cls, /, *args, **kwargs):
+        return wrapper(bind(target, cls), cls, args, kwargs)
+
+    return layer
+
+
+def _dispatch(wrapper):
+    def layer(wrapped, instance, args, kwargs):
+        return wrapper(wrapped, instance, args, kwargs)
+
+    return layer
+
+
+def _passthrough(wrapped, instance, args, kwargs):
+    return wrapped(*args, **kwargs)
+
+
+def _callable_of(target):
+    if isinstance(target, (classmethod, staticmethod)):
+        return target.__func__
+    return target
+
+
+def _self_of(func):
+    """The instance wrapt reports for a bound Python method stored as a plain attribute."""
+    from types import MethodType
+
+    return func.__self__ if isinstance(func, MethodType) else None
+
+
+def _binder(func):
+    from types import FunctionType, MethodDescriptorType, MethodType, WrapperDescriptorType
+
+    if isinstance(func, (FunctionType, MethodDescriptorType, WrapperDescriptorType)):
+        return MethodType
+    return _bind_descriptor
+
+
+def _bind_descriptor(descriptor, instance):
+    return descriptor.__get__(instance, type(instance))
+
+
+def _is_method(obj) -> bool:
+    """A callable that binds like a function when looked up on an instance."""
+    kind = type(obj)
+    return (
+        callable(obj)
+        and not isinstance(obj, type)
+        and hasattr(kind, "__get__")
+        and not hasattr(kind, "__set__")
+    )
+
+
+# -- undoing ------------------------------------------------------------------------
+
+_NOT_FOUND = object()
+
+
+def _slot(parent, attribute):
+    """What lookups of ``parent.attribute`` start from (unbound, for a class)."""
+    if isinstance(parent, type):
+        for klass in parent.__mro__:
+            if attribute in klass.__dict__:
+                return klass.__dict__[attribute]
+    return getattr(parent, attribute, _NOT_FOUND)
+
+
+def _owns(parent, attribute) -> bool:
+    try:
+        return attribute in vars(parent)
+    except TypeError:
+        return True
+
+
+def _next(entry):
+    from types import MethodType
+
+    layer = _layers.get(id(entry))
+    if layer is not None and (entry is layer.descriptor or entry is layer.function):
+        return layer.target
+    if isinstance(entry, (classmethod, staticmethod, MethodType)):
+        return entry.__func__
+    try:
+        return entry.__wrapped__
+    except Exception:
+        return _NOT_FOUND
+
+
+def _above(layer, top):
+    """What is just above ``layer`` in the chain from ``top``: None if it is top, or _NOT_FOUND."""
+    above = None
+    entry = top
+    for _ in range(_MAX_CHAIN):
+        if entry is _NOT_FOUND:
+            break
+        if entry is layer.descriptor or (layer.function is not None and entry is layer.function):
+            return above
+        above = entry
+        entry = _next(entry)
+    return _NOT_FOUND
+
+
+def _undo(layer) -> None:
+    try:
+        spliced = _splice(layer)
+    except Exception:
+        spliced = False
+        logger().debug("could not splice out %r", layer, exc_info=True)
+    layer.bypass()  # for references taken while it was in place
+    if spliced:
+        _forget(layer)
+
+
+def _splice(layer) -> bool:
+    """Take ``layer`` out of the chain of its attribute; False if something foreign holds it."""
+    parent, attribute = layer.parent, layer.attribute
+    above = _above(layer, _slot(parent, attribute))
+    if above is None:
+        if layer.owned:
+            setattr(parent, attribute, layer.target)
+        else:
+            delattr(parent, attribute)
+        return True
+    upper = _layers.get(id(above))
+    if upper is not None and upper.target is layer.descriptor and upper.point(layer.target):
+        upper.owned = layer.owned
+        return True
+    if _is_proxy(above) and above.__wrapped__ is layer.descriptor:
+        above.__wrapped__ = layer.target
+        return True
+    return False
+
+
+def _is_proxy(obj) -> bool:
+    wrapt = sys.modules.get("wrapt")
+    return wrapt is not None and isinstance(obj, wrapt.BaseObjectProxy)
+
+
+def _forget(layer) -> None:
+    for obj in (layer.descriptor, layer.function):
+        if _layers.get(id(obj)) is layer:
+            del _layers[id(obj)]
