@@ -73,7 +73,9 @@ class Settings:
 def _warn(variable: str, value: str, expected: str) -> None:
     from ._log import logger
 
-    logger().warning("ignoring %s=%r: expected %s; using the default", variable, value, expected)
+    logger().warning(
+        "lazypatch: ignoring %s=%r: expected %s; using the default", variable, value, expected
+    )
 
 
 def _names(environ, variable: str):

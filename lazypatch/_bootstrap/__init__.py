@@ -1,0 +1,1 @@
+"""Holds ``sitecustomize.py``; this directory goes first on ``PYTHONPATH`` under ``lazypatch run``."""

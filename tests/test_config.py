@@ -1,0 +1,140 @@
+"""Environment -> settings: parsing, defaults, and one clear warning per invalid value."""
+
+import logging
+
+import pytest
+
+from lazypatch import _config
+
+
+def load(**environ):
+    return _config.load(environ)
+
+
+def test_defaults():
+    settings = load()
+    assert settings.disabled == frozenset()
+    assert settings.enabled is None
+    assert settings.otel_instrumentors is True
+    assert settings.log_level is None
+    assert settings.traces_exporters is None
+    assert settings.otlp_protocol == "http/protobuf"
+    assert settings.sdk_disabled is False
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        load().enabled = frozenset({"flask"})
+
+
+def test_disabled_lists_of_both_variables_are_merged():
+    settings = load(
+        LAZYPATCH_DISABLED_INSTRUMENTATIONS=" flask , lazypatch:requests",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="urllib3",
+    )
+    assert settings.disabled == {"flask", "lazypatch:requests", "urllib3"}
+    assert settings.exclusion("opentelemetry", "flask")
+    assert settings.exclusion("lazypatch", "flask")
+    assert settings.exclusion("lazypatch", "requests")
+    assert settings.exclusion("opentelemetry", "requests") is None
+    assert settings.exclusion("opentelemetry", "urllib3")
+    assert settings.exclusion("lazypatch", "sqlite3") is None
+
+
+def test_star_disables_everything():
+    settings = load(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="*")
+    assert settings.exclusion("lazypatch", "flask")
+    assert settings.exclusion("opentelemetry", "anything")
+
+
+def test_enabled_restricts_to_the_names_given():
+    settings = load(LAZYPATCH_ENABLED_INSTRUMENTATIONS="requests,opentelemetry:flask")
+    assert settings.exclusion("lazypatch", "requests") is None
+    assert settings.exclusion("opentelemetry", "requests") is None
+    assert settings.exclusion("opentelemetry", "flask") is None
+    assert "LAZYPATCH_ENABLED_INSTRUMENTATIONS" in settings.exclusion("lazypatch", "flask")
+    assert settings.exclusion("lazypatch", "sqlite3")
+
+
+def test_disabled_wins_over_enabled():
+    settings = load(
+        LAZYPATCH_ENABLED_INSTRUMENTATIONS="flask", LAZYPATCH_DISABLED_INSTRUMENTATIONS="flask"
+    )
+    assert settings.exclusion("lazypatch", "flask")
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", " off "])
+def test_otel_instrumentors_can_be_turned_off(value):
+    settings = load(LAZYPATCH_OTEL_INSTRUMENTORS=value)
+    assert settings.otel_instrumentors is False
+    assert settings.exclusion("opentelemetry", "flask") == "LAZYPATCH_OTEL_INSTRUMENTORS=0"
+    assert settings.exclusion("lazypatch", "flask") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "level"), [("debug", 10), ("INFO", 20), (" warning ", 30), ("5", 5)]
+)
+def test_log_level(value, level):
+    assert load(LAZYPATCH_LOG_LEVEL=value).log_level == level
+
+
+def test_exporters_and_protocol():
+    settings = load(OTEL_TRACES_EXPORTER="Console, otlp", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    assert settings.traces_exporters == ("console", "otlp")
+    assert settings.otlp_protocol == "grpc"
+    assert load(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc").otlp_protocol == "grpc"
+
+
+def test_sdk_disabled_follows_the_sdk():
+    assert load(OTEL_SDK_DISABLED="TRUE").sdk_disabled is True
+    assert load(OTEL_SDK_DISABLED="false").sdk_disabled is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "default"),
+    [
+        ("LAZYPATCH_LOG_LEVEL", "loud", "log_level", None),
+        ("LAZYPATCH_OTEL_INSTRUMENTORS", "maybe", "otel_instrumentors", True),
+        ("LAZYPATCH_DISABLED_INSTRUMENTATIONS", "flask;requests", "disabled", frozenset()),
+        ("LAZYPATCH_ENABLED_INSTRUMENTATIONS", "nosuch:flask", "enabled", None),
+        ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "a b", "disabled", frozenset()),
+        ("OTEL_TRACES_EXPORTER", "con sole", "traces_exporters", None),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon", "otlp_protocol", "http/protobuf"),
+        ("OTEL_SDK_DISABLED", "yes please", "sdk_disabled", False),
+    ],
+)
+def test_invalid_value_warns_once_and_the_default_applies(caplog, variable, value, field, default):
+    with caplog.at_level(logging.WARNING, logger="lazypatch"):
+        settings = load(**{variable: value})
+    assert getattr(settings, field) == default
+    warnings = [r for r in caplog.records if r.name == "lazypatch"]
+    assert len(warnings) == 1
+    assert variable in warnings[0].getMessage()
+    assert repr(value) in warnings[0].getMessage()
+
+
+def test_invalid_values_at_startup_warn_without_traceback(pyrun):
+    proc = pyrun(
+        """
+        import lazypatch.auto, sys
+        print("started", "lazypatch.auto" in sys.modules)
+        """,
+        env={"LAZYPATCH_LOG_LEVEL": "loud", "LAZYPATCH_OTEL_INSTRUMENTORS": "perhaps"},
+    )
+    assert "started True" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2, proc.stderr
+    assert sum("LAZYPATCH_LOG_LEVEL='loud'" in line for line in lines) == 1
+    assert sum("LAZYPATCH_OTEL_INSTRUMENTORS='perhaps'" in line for line in lines) == 1
+    assert all(line.startswith("lazypatch: ") for line in lines)
+
+
+def test_child_environment_prepends_the_bootstrap_dir_once(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/boot:/app/lib")
+    env = _config.child_environment(
+        service_name="shop", traces_exporter="console", bootstrap_dir="/boot"
+    )
+    assert env["PYTHONPATH"].split(":") == ["/boot", "/app/lib"]
+    assert env["OTEL_SERVICE_NAME"] == "shop"
+    assert env["OTEL_TRACES_EXPORTER"] == "console"
