@@ -54,25 +54,25 @@ class UrllibInstrumentor(Instrumentor):
     targets = ("urllib.request",)
 
     def _instrument(self, **kwargs):
-        import urllib.error
-        import urllib.request
+        # By name, not as ``urllib.request``: this runs as soon as the submodule has executed,
+        # before the import system binds it as an attribute of the ``urllib`` package.
+        from urllib.error import HTTPError
+        from urllib.request import Request
 
         from opentelemetry import trace
 
         from . import _http
 
-        http_error = urllib.error.HTTPError
-
         def status_of_error(exc):
-            return exc.code if isinstance(exc, http_error) else None
+            return exc.code if isinstance(exc, HTTPError) else None
 
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
         wrapper = _http.client_wrapper(
             "urllib",
             tracer,
-            _preparer(urllib.request.Request),
+            _preparer(Request),
             attrgetter("status"),
             status_of_error,
             _RequestSetter,
         )
-        self.wrap(urllib.request, "OpenerDirector.open", wrapper)
+        self.wrap("urllib.request", "OpenerDirector.open", wrapper)
