@@ -239,7 +239,7 @@ def test_immutable_c_type_fails_cleanly(pyrun):
     )
     assert "imported" in proc.stdout
     assert proc.stderr.count("target:Builtin.get") == 1, proc.stderr
-    assert "immutable" in proc.stderr
+    assert "'dict'" in proc.stderr
 
 
 def test_two_patches_stack_later_outermost_remove_either(pyrun):
@@ -502,6 +502,6 @@ def test_import_lazypatch_is_light(pyrun):
         new = sorted(set(sys.modules) - before)
         assert all(name.startswith("lazypatch") for name in new), new
         for name in ("wrapt", "importlib.metadata", "packaging", "typing", "inspect", "logging"):
-            assert name not in sys.modules, name
+            assert name in before or name not in sys.modules, name
         """
     )
