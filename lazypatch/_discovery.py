@@ -40,8 +40,9 @@ _KNOWN_MODULES = {
     "protobuf": "google.protobuf",
     "pymssql": "pymssql",
 }
-# Trigger of an OpenTelemetry instrumentor when none of its "instruments" requirements is
-# installed (standard library targets, or a name that differs from the module), by entry point name.
+# Trigger of an instrumentation whose name is not the module to wait for (ours and OpenTelemetry's
+# ``urllib`` wait for ``urllib.request``: ``urllib`` itself is imported by nearly every program),
+# or, for OpenTelemetry's, when none of its "instruments" requirements is installed.
 _KNOWN_TRIGGERS = {
     "aiohttp-client": "aiohttp",
     "aiohttp-server": "aiohttp",
@@ -166,7 +167,7 @@ class Entry:
     """
 
     __slots__ = ("name", "source", "kind", "value", "dist", "trigger", "requirement", "state")
-    __slots__ += ("reason", "hook")
+    __slots__ += ("reason", "hook", "instrumentor", "counted")
 
     def __init__(self, name: str, source: str, kind: str, value: str, dist: Distribution) -> None:
         self.name = name
@@ -174,17 +175,26 @@ class Entry:
         self.kind = kind
         self.value = value
         self.dist = dist
-        self.trigger = name
+        self.trigger = _KNOWN_TRIGGERS.get(name, name) if source == "lazypatch" else name
         self.requirement = None
         self.state = "armed"
         self.reason = None
         self.hook = None
+        self.instrumentor = None
+        self.counted = 0.0  # the Instrumentor's own time already inside the trigger hook's
 
     def __repr__(self) -> str:
         return f"<Entry {self.source}:{self.name} on {self.trigger!r}: {self.state}>"
 
     def outcome(self) -> tuple:
-        """``(state, reason)`` now; for a ``lazypatch.hooks`` hook, from its :class:`Hook`."""
+        """``(state, reason)`` now: from the Instrumentor once loaded (it may still be waiting for
+        its targets when its trigger's hook returns), from its :class:`Hook` for a hook entry."""
+        instrumentor = self.instrumentor
+        if instrumentor is not None and self.state != "failed":
+            state = getattr(instrumentor, "state", "active")
+            if state in ("pending", "skipped", "failed"):
+                return state, getattr(instrumentor, "reason", None)
+            return "active", None
         hook = self.hook
         if self.kind != "hook" or hook is None:
             return self.state, self.reason
@@ -194,8 +204,9 @@ class Entry:
 
     @property
     def seconds(self) -> float:
-        """Time spent loading and instrumenting it at its trigger's import."""
-        return self.hook._seconds if self.hook is not None else 0.0
+        """Time spent at import: at the trigger, plus its Instrumentor's later ``_instrument``."""
+        seconds = self.hook._seconds if self.hook is not None else 0.0
+        return seconds + getattr(self.instrumentor, "_seconds", 0.0) - self.counted
 
     def fire(self, module) -> None:
         """Post-import hook on the trigger: load the entry point, instrument; isolate failures."""
@@ -223,9 +234,9 @@ class Entry:
 def _instrument_ours(entry: Entry) -> None:
     instrumentor = _hooks.resolve(entry.value)()
     instrumentor.instrument()
-    state = getattr(instrumentor, "state", "active")
-    entry.state = state if state in ("pending", "skipped", "failed") else "active"
-    entry.reason = getattr(instrumentor, "reason", None)
+    entry.counted = getattr(instrumentor, "_seconds", 0.0)
+    entry.instrumentor = instrumentor
+    entry.state = "active"
 
 
 def _instrument_otel(entry: Entry) -> None:

@@ -1,0 +1,65 @@
+"""``import lazypatch.auto`` in a real environment: lazy, idempotent, and instrumenting."""
+
+import pytest
+from conftest import SERVER, console_spans, discovered
+
+LAZY = """
+import sys, threading
+threads = threading.enumerate()
+import lazypatch.auto
+import lazypatch.auto
+loaded = sorted(
+    m for m in sys.modules
+    if m.split(".")[0] in {"requests", "flask", "werkzeug", "urllib3", "sqlite3", "wrapt"}
+    or m.startswith(("opentelemetry", "lazypatch.instrumentation", "importlib.metadata"))
+)
+print(loaded, threading.enumerate() == threads)
+"""
+
+
+def test_import_lazypatch_auto_imports_no_target_and_starts_no_thread(pyrun):
+    proc = pyrun(LAZY)
+    assert proc.stdout.strip() == "[] True"
+    assert proc.stderr == ""
+
+
+def test_our_instrumentations_trace_requests_and_flask_whenever_imported(pyrun):
+    for name in ("requests", "flask"):
+        if not discovered("lazypatch", name):
+            pytest.skip(f"lazypatch's {name} instrumentation is not installed yet")
+    proc = pyrun(
+        SERVER
+        + """
+import lazypatch.auto
+import time
+time.sleep(0.01)
+import requests
+requests.get(URL).raise_for_status()
+from flask import Flask
+app = Flask("app")
+app.route("/hi")(lambda: "hi")
+assert app.test_client().get("/hi").status_code == 200
+""",
+        env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    spans = console_spans(proc.stdout)
+    kinds = sorted(span["kind"] for span in spans)
+    assert kinds == ["SpanKind.CLIENT", "SpanKind.SERVER"], proc.stdout + proc.stderr
+
+
+def test_otel_urllib3_instrumentor_is_loaded_when_urllib3_is_imported(pyrun):
+    proc = pyrun(
+        SERVER
+        + """
+import sys
+import lazypatch.auto
+assert "opentelemetry.instrumentation.urllib3" not in sys.modules
+import urllib3
+assert "opentelemetry.instrumentation.urllib3" in sys.modules
+urllib3.PoolManager().request("GET", URL)
+""",
+        env={"OTEL_TRACES_EXPORTER": "console", "LAZYPATCH_DISABLED_INSTRUMENTATIONS": "requests"},
+    )
+    (span,) = console_spans(proc.stdout)
+    assert span["kind"] == "SpanKind.CLIENT"
+    assert span["name"] == "GET"

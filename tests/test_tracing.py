@@ -1,0 +1,121 @@
+"""Tracing: the SDK is set up at the first span, from the environment, and never over the app's."""
+
+import json
+
+FIRST_SPAN = """
+import sys, threading
+import lazypatch.auto
+from opentelemetry import trace
+tracer = trace.get_tracer("test")
+assert "opentelemetry.sdk" not in sys.modules, "SDK imported before the first span"
+threads = threading.active_count()
+with tracer.start_as_current_span("first") as span:
+    span.set_attribute("n", 1)
+print("sdk" if "opentelemetry.sdk.trace" in sys.modules else "no sdk")
+print(type(trace.get_tracer_provider()).__module__)
+"""
+
+
+def spans_in(stdout):
+    """Span names in console-exporter output (one JSON object per span)."""
+    decoder, spans, text = json.JSONDecoder(), [], stdout
+    start = text.find("{")
+    while start != -1:
+        obj, end = decoder.raw_decode(text, start)
+        spans.append(obj)
+        start = text.find("{", end)
+    return spans
+
+
+def test_sdk_is_set_up_at_the_first_span_and_flushed_at_exit(pyrun):
+    proc = pyrun(
+        FIRST_SPAN,
+        env={
+            "OTEL_TRACES_EXPORTER": "console",
+            "OTEL_SERVICE_NAME": "shop",
+            "OTEL_RESOURCE_ATTRIBUTES": "team=payments",
+        },
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["sdk", "opentelemetry.sdk.trace"]
+    (span,) = spans_in(proc.stdout)
+    assert span["name"] == "first"
+    assert span["resource"]["attributes"]["service.name"] == "shop"
+    assert span["resource"]["attributes"]["team"] == "payments"
+
+
+def test_nothing_is_set_up_without_a_span(pyrun):
+    proc = pyrun(
+        """
+        import sys, atexit
+        import lazypatch.auto
+        from opentelemetry import trace
+        trace.get_tracer("test")
+        atexit.register(lambda: print(sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk"))))
+        """,
+        env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_provider_set_by_the_application_before_the_first_span_wins(pyrun):
+    proc = pyrun(
+        """
+        import lazypatch.auto
+        from opentelemetry import trace
+        early = trace.get_tracer("early")
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        mine = TracerProvider()
+        mine.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(mine)
+        with early.start_as_current_span("a"):
+            pass
+        with trace.get_tracer("late").start_as_current_span("b"):
+            pass
+        print(trace.get_tracer_provider() is mine, [s.name for s in exporter.get_finished_spans()])
+        """,
+        env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert proc.stdout.splitlines()[0] == "True ['a', 'b']"
+    assert spans_in(proc.stdout.split("\n", 1)[1]) == []
+    assert "Overriding" not in proc.stderr
+
+
+def test_exporter_none_and_sampler_and_sdk_disabled(pyrun):
+    none = pyrun(FIRST_SPAN, env={"OTEL_TRACES_EXPORTER": "none"})
+    assert none.stdout.splitlines() == ["sdk", "opentelemetry.sdk.trace"]
+    off = pyrun(
+        FIRST_SPAN, env={"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "always_off"}
+    )
+    assert spans_in(off.stdout) == []
+    disabled = pyrun(
+        FIRST_SPAN, env={"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}
+    )
+    assert disabled.stdout.splitlines()[1] == "opentelemetry.trace"
+    assert spans_in(disabled.stdout) == []
+
+
+def test_default_without_otlp_exporter_warns_once_that_spans_are_dropped(pyrun):
+    proc = pyrun(
+        """
+        import lazypatch.auto, lazypatch._tracing as tracing
+        tracing._exporter_class = lambda name: None
+        from opentelemetry import trace
+        for name in ("a", "b"):
+            with trace.get_tracer("t").start_as_current_span(name):
+                pass
+        """,
+        env={"OTEL_TRACES_EXPORTER": None},
+    )
+    warnings = [line for line in proc.stderr.splitlines() if "dropped" in line]
+    assert len(warnings) == 1
+    assert "lazypatch[otlp]" in warnings[0]
+
+
+def test_unknown_exporter_warns_and_others_still_export(pyrun):
+    proc = pyrun(FIRST_SPAN, env={"OTEL_TRACES_EXPORTER": "nosuch,console"})
+    assert "nosuch" in proc.stderr
+    assert [s["name"] for s in spans_in(proc.stdout)] == ["first"]
