@@ -1,0 +1,180 @@
+"""Startup cost of auto-instrumentation: lazypatch against opentelemetry-instrument and ddtrace.
+
+Each variant runs in fresh processes, interleaved round by round (so that drift of a shared
+machine spreads over all variants); for each run the wall time from spawn to exit and the peak
+RSS of the process (``os.wait4``) are recorded, and the table shows medians. Every variant sees
+the same environment, padded with empty distributions to about 100 installed ones, since
+discovery scans them. A second table measures what lazypatch defers: ``import requests`` and
+``from flask import Flask`` with ``lazypatch.auto`` against bare, i.e. the price of loading
+wrapt and the instrumentation at that moment.
+
+Run: ``python benchmarks/startup.py [--rounds N] [--quick]``; writes benchmarks/results/startup.md.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BIN = Path(sys.executable).parent
+TARGET_DISTRIBUTIONS = 100
+
+
+def _distribution_count() -> int:
+    from importlib.metadata import distributions
+
+    return len({d.metadata["Name"] for d in distributions()})
+
+
+def _pad(directory: Path, count: int) -> None:
+    """``count`` empty distributions (METADATA and a console script each) in ``directory``."""
+    for index in range(count):
+        info = directory / f"padding_{index}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: padding-{index}\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(f"[console_scripts]\npad{index} = pad:main\n")
+
+
+def _run(command, env):
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command} failed ({proc.returncode}):\n{stderr.decode()}")
+    return wall, usage.ru_maxrss / 1024  # KiB -> MiB on Linux
+
+
+def _variants():
+    python = sys.executable
+    startup = {
+        "python -c pass": [python, "-c", "pass"],
+        "python -c 'import lazypatch.auto'": [python, "-c", "import lazypatch.auto"],
+        "lazypatch run python -c pass": [str(BIN / "lazypatch"), "run", python, "-c", "pass"],
+    }
+    skipped = []
+    if (BIN / "opentelemetry-instrument").exists():
+        startup["opentelemetry-instrument python -c pass"] = [
+            str(BIN / "opentelemetry-instrument"),
+            python,
+            "-c",
+            "pass",
+        ]
+    else:
+        skipped.append("opentelemetry-instrument (install the bench extra)")
+    if shutil.which("ddtrace-run", path=str(BIN)) or _importable("ddtrace"):
+        startup["python -c 'import ddtrace.auto'"] = [python, "-c", "import ddtrace.auto"]
+    else:
+        skipped.append("ddtrace (install the bench extra)")
+    deferred = {}
+    for label, code in (
+        ("import requests", "import requests"),
+        ("from flask import Flask", "from flask import Flask"),
+    ):
+        deferred[f"{label}: bare"] = [python, "-c", code]
+        deferred[f"{label}: lazypatch.auto"] = [python, "-c", f"import lazypatch.auto; {code}"]
+    return startup, deferred, skipped
+
+
+def _importable(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(name) is not None
+
+
+def _measure(variants, env, rounds):
+    names = list(variants)
+    samples = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(_run(variants[name], env))
+    return samples
+
+
+def _table(samples, baseline):
+    base_wall = statistics.median(w for w, _ in samples[baseline])
+    base_rss = statistics.median(r for _, r in samples[baseline])
+    lines = [
+        f"| command | wall ms | +ms vs `{baseline}` | peak RSS MiB | +MiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, runs in samples.items():
+        wall = statistics.median(w for w, _ in runs) * 1000
+        rss = statistics.median(r for _, r in runs)
+        extra_wall, extra_rss = wall - base_wall * 1000, rss - base_rss
+        lines.append(
+            f"| `{name}` | {wall:.1f} | {extra_wall:+.1f} | {rss:.1f} | {extra_rss:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, no results file")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else args.rounds
+    startup, deferred, skipped = _variants()
+    with tempfile.TemporaryDirectory() as padding:
+        installed = _distribution_count()
+        _pad(Path(padding), max(0, TARGET_DISTRIBUTIONS - installed))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "OTEL_", "DD_"))}
+        env.update(
+            PYTHONPATH=padding,
+            SETUPTOOLS_USE_DISTUTILS="stdlib",
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            DD_INSTRUMENTATION_TELEMETRY_ENABLED="false",
+            DD_REMOTE_CONFIGURATION_ENABLED="false",
+            DD_TRACE_ENABLED="true",
+        )
+        startup_samples = _measure(startup, env, rounds)
+        deferred_samples = _measure(deferred, env, rounds)
+    parts = [
+        "# Startup cost of auto-instrumentation",
+        "",
+        f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores, "
+        f"{max(installed, TARGET_DISTRIBUTIONS)} distributions, medians of {rounds} interleaved "
+        "fresh processes (wall time spawn to exit, peak RSS).",
+        "",
+        _table(startup_samples, "python -c pass"),
+        "",
+        *(f"Skipped: {line}." for line in skipped),
+        "",
+        "## Deferred to the first import of an instrumented library",
+        "",
+        _table(
+            {k: v for k, v in deferred_samples.items() if k.startswith("import requests")},
+            "import requests: bare",
+        ),
+        "",
+        _table(
+            {k: v for k, v in deferred_samples.items() if k.startswith("from flask")},
+            "from flask import Flask: bare",
+        ),
+        "",
+    ]
+    report = "\n".join(parts)
+    print(report)
+    if not args.quick:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "startup.md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
