@@ -21,6 +21,7 @@ from . import error_type, report
 
 _NAME = "sqlite3"
 _FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
+_CACHE_SIZE = 256
 
 
 class _Tracing:
@@ -52,7 +53,7 @@ class _Tracing:
         self._client = SpanKind.CLIENT
         self._error = StatusCode.ERROR
         self._suppress = context._SUPPRESS_INSTRUMENTATION_KEY
-        self._get_value = context.get_value
+        self._get_current = context.get_current
         self._attach = context.attach
         self._detach = context.detach
         self._set_span_in_context = trace.set_span_in_context
@@ -68,24 +69,39 @@ class _Tracing:
         )
         return {**self._system, self._namespace_key: namespace}
 
+    def describe(self, connection, sql) -> tuple:
+        """``(span name, attributes)`` of ``sql`` on ``connection``, cached per connection:
+        applications run the same few statements, and the tracer copies what it keeps."""
+        statements = connection._lazypatch_statements
+        found = statements.get(sql)
+        if found is None:
+            base = connection._lazypatch_attributes
+            namespace = base[self._namespace_key]
+            match = _FIRST_WORD.match(sql)
+            if match is None:
+                found = namespace, {**base, self._text_key: sql}
+            else:
+                operation = match[1]
+                attributes = {**base, self._operation_key: operation, self._text_key: sql}
+                found = f"{operation} {namespace}", attributes
+            if len(statements) >= _CACHE_SIZE:
+                statements.clear()
+            statements[sql] = found
+        return found
+
     def traced(self, method, cursor, sql, args):
         """Run ``method(sql, *args)`` (a cursor's bound method) inside a span."""
         tracer = self.tracer
-        if tracer is None or not isinstance(sql, str) or self._get_value(self._suppress):
+        if tracer is None or not isinstance(sql, str):
+            return method(sql, *args)
+        ctx = self._get_current()
+        if ctx.get(self._suppress):
             return method(sql, *args)
         span = None
         try:
-            base = cursor.connection._lazypatch_attributes
-            match = _FIRST_WORD.match(sql)
-            if match is None:
-                name = base[self._namespace_key]
-                attributes = {**base, self._text_key: sql}
-            else:
-                operation = match[1]
-                name = f"{operation} {base[self._namespace_key]}"
-                attributes = {**base, self._operation_key: operation, self._text_key: sql}
-            span = tracer.start_span(name, None, self._client, attributes)
-            token = self._attach(self._set_span_in_context(span))
+            name, attributes = self.describe(cursor.connection, sql)
+            span = tracer.start_span(name, ctx, self._client, attributes)
+            token = self._attach(self._set_span_in_context(span, ctx))
         except Exception:
             _abandon(span)
             return method(sql, *args)
@@ -158,6 +174,7 @@ class _Tracing:
             def __init__(self, database, *args, **kwargs):
                 super().__init__(database, *args, **kwargs)
                 self._lazypatch_attributes = tracing.base_attributes(database)
+                self._lazypatch_statements = {}
 
             def cursor(self, *args, **kwargs):
                 if args:
