@@ -11,13 +11,18 @@ or add it to a tracer provider of your own::
 Each trace is printed once it is complete, children under their parent in start order, with
 the duration in milliseconds and a bar placing the span within the whole trace::
 
-    trace 4bf92f3577b34da6a3ce929d0e0e4736  3 spans  12.30 ms
-    GET /orders/<int:id> server shop              12.30 ms ████████████████████
-    │  method=GET  route=/orders/<int:id>  status=200
-    ├─ SELECT client                               0.41 ms  █
-    │     db=sqlite  op=SELECT  query=SELECT * FROM orders WHERE id = ?
-    └─ GET client                                  5.02 ms     ████████
-          method=GET  url=http://127.0.0.1:5001/stock  status=200
+    trace 4bf92f3577b34da6a3ce929d0e0e4736  4 spans  20.0 ms
+    GET /orders/<int:id> server shop                    20.0 ms ████████████████████
+    │  url=http://127.0.0.1:5000/orders/7  status=200
+    ├─ SELECT client                                    1.00 ms  █
+    │     db=sqlite  op=SELECT  query=SELECT id, total FROM orders WHERE id = ?
+    └─ GET client                                       5.00 ms      █████
+       │  url=http://127.0.0.1:5001/stock/7  status=200
+       └─ render internal                               1.00 ms       █
+
+Attributes worth a glance (HTTP method, route, URL and status; database system, operation and
+query; the error) follow each span under short labels, in the newest semantic conventions or
+the older ones; the service is named where it changes. Colour is used only on a terminal.
 
 The SDK hands finished spans over in end order, children before their parent, one by one
 (``SimpleSpanProcessor``) or in batches (``BatchSpanProcessor``); the exporter buffers them per
