@@ -208,7 +208,8 @@ class _Closure(_Layer):
 
         self.target = target
         func = _callable_of(target)
-        self.cells["target"].cell_contents = func
+        if "target" in self.cells:
+            self.cells["target"].cell_contents = func
         if "bind" in self.cells:
             self.cells["bind"].cell_contents = _binder(func)
         if "instance" in self.cells:
@@ -271,14 +272,14 @@ def _method_layer(wrapper, target=None, bind=None):
     def layer(instance=_NO_ARGUMENT, /, *args, **kwargs):
         if instance is _NO_ARGUMENT:
             return wrapper(target, None, args, kwargs)
-        return wrapper(bind(target, instance), instance, args, kwargs)
+        return wrapper(bind(instance), instance, args, kwargs)
 
     return layer
 
 
-def _classmethod_layer(wrapper, target=None, bind=None):
+def _classmethod_layer(wrapper, bind=None):
     def layer(cls, /, *args, **kwargs):
-        return wrapper(bind(target, cls), cls, args, kwargs)
+        return wrapper(bind(cls), cls, args, kwargs)
 
     return layer
 
@@ -308,15 +309,12 @@ def _self_of(func):
 
 
 def _binder(func):
-    from types import FunctionType, MethodDescriptorType, MethodType, WrapperDescriptorType
+    """``func`` bound to an instance (or a class), as a one-argument callable made once."""
+    from types import FunctionType, MethodDescriptorType, WrapperDescriptorType
 
     if isinstance(func, (FunctionType, MethodDescriptorType, WrapperDescriptorType)):
-        return MethodType
-    return _bind_descriptor
-
-
-def _bind_descriptor(descriptor, instance):
-    return descriptor.__get__(instance, type(instance))
+        return func.__get__
+    return lambda instance: func.__get__(instance, type(instance))
 
 
 def _is_method(obj) -> bool:
