@@ -112,9 +112,10 @@ import sys
 from timeit import Timer
 def hook(module):
     pass
+calls = int(sys.argv[1])
 def per_call(finder):
     timer = Timer("find('lpbench_absent', None, None)", globals={"find": finder.find_spec})
-    return min(timer.repeat(7, 200_000)) / 200_000 * 1e9
+    return min(timer.repeat(7, calls)) / calls * 1e9
 for i in range(10_000):
     lazypatch.register_hook(f"lpbench_never.m{i}", hook)
 print(per_call(sys.meta_path[0]))
@@ -190,10 +191,10 @@ def main() -> None:
     env = _common.environment()
     if args.quick:
         stdlib_count, packages, per_package, watched = 15, 2, 10, (1, 100)
-        rounds = {"warm": 2, "cold": 1}
+        rounds, calls = {"warm": 1, "cold": 1}, 10_000
     else:
         stdlib_count, packages, per_package, watched = 150, 20, 100, (1, 100, 10_000)
-        rounds = {"warm": 10, "cold": 4}
+        rounds, calls = {"warm": 10, "cold": 3}, 200_000
 
     tmp = Path(tempfile.mkdtemp(prefix="lazypatch-bench-"))
     try:
@@ -224,16 +225,16 @@ def main() -> None:
         results = {
             caches: _common.interleave(variants(caches), rounds[caches]) for caches in rounds
         }
-        find_spec_ns = [float(x) for x in _common.run_child(FIND_SPEC).split()]
+        find_spec_ns = [float(x) for x in _common.run_child(FIND_SPEC, [calls]).split()]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    body = summarize(results, find_spec_ns, len(stdlib), packages * per_package)
+    body = summarize(results, find_spec_ns, calls, len(stdlib), packages * per_package)
     intro = __doc__.split("\n\n", 1)[1].rsplit("\n\nRun:", 1)[0]
     _common.report("Import overhead on unwatched modules", intro, env, body, args.output)
 
 
-def summarize(results: dict, find_spec_ns: list, stdlib_count: int, generated: int) -> str:
+def summarize(results: dict, find_spec_ns: list, calls: int, stdlib: int, generated: int) -> str:
     """The table, the find_spec micro-measure and the goal check, as Markdown."""
     header = [
         "caches",
@@ -248,6 +249,7 @@ def summarize(results: dict, find_spec_ns: list, stdlib_count: int, generated: i
         "ratio IQR",
         "CPU-time ratio",
     ]
+    lazypatch_ns, wrapt_ns = find_spec_ns
     rows = []
     goal = []
     for caches, by_variant in results.items():
@@ -281,11 +283,15 @@ def summarize(results: dict, find_spec_ns: list, stdlib_count: int, generated: i
         wall = [w for w, _, _ in by_variant[heaviest]]
         ratio = _common.median(_common.ratios(wall, bare_wall))
         verdict = "met" if ratio <= 1.01 else "NOT met"
-        goal.append(f"- {caches} caches, {heaviest}: ratio {ratio:.4f}; goal <= 1.01 {verdict}")
-    lazypatch_ns, wrapt_ns = find_spec_ns
+        bare_ns = _common.median(bare_wall) / by_variant["bare"][0][2] * 1e9
+        goal.append(
+            f"- {caches} caches, {heaviest}: measured ratio {ratio:.4f} (goal <= 1.01: "
+            f"{verdict}); fast-path estimate 1 + {lazypatch_ns:.0f} ns / {bare_ns / 1e3:.0f} µs "
+            f"per bare import = {1 + lazypatch_ns / bare_ns:.4f}"
+        )
     return "\n".join(
         [
-            f"Corpus: {stdlib_count} stdlib modules (with what they import) and {generated} "
+            f"Corpus: {stdlib} stdlib modules (with what they import) and {generated} "
             "generated modules in packages; `imports` counts the modules the loop added to "
             "`sys.modules`. Overhead and ratios: median over rounds of the variant against the "
             "bare run of the same round; the CPU-time ratio uses the loop's `process_time`, "
@@ -293,9 +299,11 @@ def summarize(results: dict, find_spec_ns: list, stdlib_count: int, generated: i
             "",
             _common.markdown_table(header, rows),
             "",
-            "Fast path alone (in-process, best of 7 x 200,000 calls of `find_spec` on an "
+            f"Fast path alone (in-process, best of 7 x {calls:,} calls of `find_spec` on an "
             f"unwatched name): lazypatch with 10,000 watched names {lazypatch_ns:.0f} ns, "
-            f"wrapt with one hook {wrapt_ns:.0f} ns.",
+            f"wrapt with one hook {wrapt_ns:.0f} ns. lazypatch's finder is first in "
+            "`sys.meta_path` and is asked once per import, so this bounds its share of an "
+            "unwatched import far more tightly than the end-to-end runs on a shared machine can.",
             "",
             *goal,
         ]
