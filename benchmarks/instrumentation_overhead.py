@@ -1,0 +1,212 @@
+"""Added cost per call of lazypatch's instrumentations against OpenTelemetry's own.
+
+Three calls, each measured in-process so that I/O noise does not swamp microseconds:
+
+- requests: ``Session.get`` through an adapter that answers in memory (no socket);
+- Flask: one request through ``app.wsgi_app`` (routing, view, response, ``close()``);
+- sqlite3: ``cursor.execute("SELECT ?", (1,))`` on an in-memory database.
+
+Each is run bare, with lazypatch's instrumentation and with OpenTelemetry's
+(``opentelemetry-instrumentation-requests``, ``-flask``, ``-sqlite3``: the ``bench`` extra), under
+the API's no-op tracer and under the SDK with a span processor and an exporter that drops spans.
+Every combination runs in a fresh interpreter. Prints a Markdown table and writes it to
+``benchmarks/results/instrumentation_overhead.md``.
+
+    python benchmarks/instrumentation_overhead.py [--quick]
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SCENARIOS = ("requests", "flask", "sqlite3")
+MODES = ("bare", "lazypatch", "opentelemetry")
+TRACERS = ("noop", "sdk")
+RESULTS = Path(__file__).resolve().parent / "results" / "instrumentation_overhead.md"
+
+
+def _setup_tracer(tracer):
+    if tracer == "sdk":
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            SimpleSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        class DropSpans(SpanExporter):
+            def export(self, spans):
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(DropSpans()))
+        trace.set_tracer_provider(provider)
+
+
+def _requests_call(mode):
+    import requests
+    from requests.adapters import BaseAdapter
+
+    class InMemory(BaseAdapter):
+        def send(self, request, **kwargs):
+            response = requests.Response()
+            response.status_code = 200
+            response.request = request
+            response.url = request.url
+            response._content = b"ok"
+            return response
+
+        def close(self):
+            pass
+
+    if mode == "lazypatch":
+        from lazypatch.instrumentation.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().instrument()
+    elif mode == "opentelemetry":
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().instrument()
+    session = requests.Session()
+    session.trust_env = False  # no proxy variables or .netrc read per call
+    session.mount("http://", InMemory())
+    return lambda: session.get("http://service.internal/items/1")
+
+
+def _flask_call(mode):
+    import flask
+    from werkzeug.test import EnvironBuilder
+
+    if mode == "lazypatch":
+        from lazypatch.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument()
+    app = flask.Flask("bench")
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id):
+        return "ok"
+
+    if mode == "opentelemetry":
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app)
+    environ = EnvironBuilder(path="/items/1").get_environ()
+
+    def start_response(status, headers, exc_info=None):
+        pass
+
+    def call():
+        body = app(dict(environ), start_response)
+        b"".join(body)
+        body.close()
+
+    return call
+
+
+def _sqlite3_call(mode):
+    if mode == "lazypatch":
+        from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+
+        SQLite3Instrumentor().instrument()
+    elif mode == "opentelemetry":
+        from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+        SQLite3Instrumentor().instrument()
+    import sqlite3
+
+    cursor = sqlite3.connect(":memory:").cursor()
+    return lambda: cursor.execute("SELECT ?", (1,))
+
+
+def _span_call(mode):
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("bench")
+    kind = trace.SpanKind.CLIENT
+    attributes = {"db.system.name": "sqlite", "db.namespace": ":memory:", "db.query.text": "S"}
+    return lambda: tracer.start_span("SELECT", None, kind, attributes).end()
+
+
+def worker(scenario, mode, tracer, seconds):
+    """Print the best mean time per call, in microseconds, of one combination."""
+    _setup_tracer(tracer)
+    call = globals()[f"_{scenario}_call"](mode)
+    for _ in range(200):
+        call()
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        if time.perf_counter() - start > seconds / 10:
+            break
+        number *= 2
+    best = float("inf")
+    for _ in range(7):
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        best = min(best, (time.perf_counter() - start) / number)
+    print(json.dumps(best * 1e6))
+
+
+def measure(scenario, mode, tracer, seconds):
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", scenario, mode, tracer, str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def table(results):
+    lines = [
+        "| call | tracer | bare (µs) | + lazypatch (µs) | + OpenTelemetry (µs) | ratio |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for scenario in SCENARIOS:
+        for tracer in TRACERS:
+            bare = results[scenario, "bare", tracer]
+            ours = results[scenario, "lazypatch", tracer] - bare
+            theirs = results[scenario, "opentelemetry", tracer] - bare
+            ratio = f"{ours / theirs:.2f}" if theirs > 0 else "n/a"
+            lines.append(
+                f"| {scenario} | {tracer} | {bare:.1f} | {ours:+.1f} | {theirs:+.1f} | {ratio} |"
+            )
+    floor = " / ".join(f"{tracer} {results['span', 'bare', tracer]:.1f} µs" for tracer in TRACERS)
+    lines.append("")
+    lines.append(f"Cost of one span with three attributes, started and ended: {floor}.")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if argv[:1] == ["--worker"]:
+        scenario, mode, tracer, seconds = argv[1:5]
+        worker(scenario, mode, tracer, float(seconds))
+        return
+    seconds, rounds = (0.3, 1) if "--quick" in argv else (1.0, 3)
+    cells = [(s, m, t) for s in SCENARIOS for t in TRACERS for m in MODES]
+    cells += [("span", "bare", t) for t in TRACERS]
+    results = {}
+    for _ in range(rounds):  # interleaved rounds, best of each: load drifts between cells
+        for cell in cells:
+            results[cell] = min(results.get(cell, float("inf")), measure(*cell, seconds))
+    text = table(results)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        "# Instrumentation overhead per call\n\n"
+        "Best mean of 7 runs times 3 interleaved rounds, fresh interpreter per cell; "
+        "`noop`: API without SDK, `sdk`: SDK, simple processor, exporter that drops spans; "
+        "ratio: lazypatch's added cost over OpenTelemetry's. Produced by "
+        "`python benchmarks/instrumentation_overhead.py`.\n\n" + text + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
