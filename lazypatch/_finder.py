@@ -44,13 +44,38 @@ def _report_end(spec) -> None:
     name = spec.name
     module = sys.modules.get(name, FAILED)
     try:
-        _listener.end(name, module, lambda: _unwatch(spec))
+        _finished(name, module, lambda: _unwatch(spec))
     except BaseException:
         # A hook error that propagates fails the import: leave no module behind, as importlib
         # does when a module body raises.
         if sys.modules.get(name) is module:
             del sys.modules[name]
+        _bind_to_parent(name, module, unbind=True)
         raise
+
+
+def _finished(name: str, module, done) -> None:
+    if module is not FAILED:
+        _bind_to_parent(name, module)
+    _listener.end(name, module, done)
+
+
+def _bind_to_parent(name: str, module, unbind: bool = False) -> None:
+    """Set a submodule on its package before its hooks run, as importlib does right after.
+
+    A hook for ``a.b`` may then use ``import a.b; a.b.x``.
+    """
+    parent_name, _, child = name.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    if parent is None:
+        return
+    try:
+        if not unbind:
+            setattr(parent, child, module)
+        elif getattr(parent, child, None) is module:
+            delattr(parent, child)
+    except Exception:
+        pass
 
 
 class _SpecWatch:
@@ -72,11 +97,8 @@ class _SpecWatch:
 _watch_classes = {}
 
 
-def watch_spec(spec) -> bool:
-    """Have ``spec`` report the end of the ``_load_unlocked`` it is in (or about to enter)."""
+def _swap(spec) -> bool:
     cls = type(spec)
-    if isinstance(spec, _SpecWatch):
-        return True
     watch_cls = _watch_classes.get(cls)
     if watch_cls is None:
         watch_cls = type(cls.__name__, (_SpecWatch, cls), {"__module__": cls.__module__})
@@ -88,11 +110,29 @@ def watch_spec(spec) -> bool:
     return True
 
 
+def watch_spec(spec) -> bool:
+    """Have importlib's final ``spec._initializing = False`` report the end of this execution.
+
+    True if this call armed it while importlib is still executing; False if the spec is
+    already watched, cannot be, or importlib finished before the switch took effect.
+    """
+    if isinstance(spec, _SpecWatch) or not _swap(spec):
+        return False
+    if spec.__dict__.get("_initializing"):
+        return True
+    spec.__class__ = type(spec).__mro__[2]
+    return False
+
+
+def is_watched(spec) -> bool:
+    """True if the end of the execution of ``spec`` will be reported by the spec itself."""
+    return isinstance(spec, _SpecWatch)
+
+
 def _unwatch(spec) -> None:
     spec.__dict__["_initializing"] = False
-    cls = type(spec)
     if isinstance(spec, _SpecWatch):
-        spec.__class__ = cls.__mro__[2]
+        spec.__class__ = type(spec).__mro__[2]
 
 
 def is_initializing(spec) -> bool:
@@ -103,16 +143,18 @@ def is_initializing(spec) -> bool:
         return False
 
 
-def wait_for_import(name: str) -> bool:
-    """If another thread is importing ``name`` (it holds the module's import lock), wait for it.
+def import_in_flight(name: str) -> bool:
+    """True while some thread holds (or waits for) the import lock of module ``name``."""
+    return name in _module_locks
 
-    That import may have passed ``find_spec`` before ``name`` was watched: only its end tells.
-    Returns whether there was one. importlib's own deadlock detection applies.
+
+def wait_for_import(name: str) -> None:
+    """Wait until the import or reload of ``name`` in another thread has finished.
+
+    That import may have passed ``find_spec`` before ``name`` was watched, so only its end tells
+    whether the module loaded. importlib's own deadlock detection applies.
     """
-    if name not in _module_locks:
-        return False
     _lock_unlock_module(name)
-    return True
 
 
 def is_proxied(spec) -> bool:
@@ -172,10 +214,10 @@ class _ExecProxy(_LoaderProxy):
             spec.loader = self
 
     def exec_module(self, module):
-        self._restore(module)
         spec = self._spec
         name = spec.name
         _listener.begin(name)
+        self._restore(module)
         try:
             self._loader.exec_module(module)
         except BaseException:
@@ -183,7 +225,7 @@ class _ExecProxy(_LoaderProxy):
             raise
         if is_initializing(spec) and watch_spec(spec):
             return
-        _listener.end(name, sys.modules.get(name, module), _nothing)
+        _finished(name, sys.modules.get(name, module), _nothing)
 
 
 # CPython drops importlib's frames from the traceback of a failing import
@@ -200,15 +242,15 @@ class _LegacyProxy(_LoaderProxy):
     __slots__ = ()
 
     def load_module(self, fullname):
-        self._restore(None)
         _listener.begin(fullname)
+        self._restore(None)
         try:
             module = self._loader.load_module(fullname)
         except BaseException:
             _listener.end(fullname, FAILED, _nothing)
             raise
         self._restore(module)
-        _listener.end(fullname, sys.modules.get(fullname, module), _nothing)
+        _finished(fullname, sys.modules.get(fullname, module), _nothing)
         return module
 
 
@@ -286,7 +328,7 @@ def _proxied(spec):
         # A namespace package before 3.11: importlib supplies the loader itself, so the spec
         # reports instead, from its _initializing flag.
         if spec.submodule_search_locations is not None:
-            watch_spec(spec)
+            _swap(spec)
         return spec
     if isinstance(loader, _LoaderProxy):
         return spec

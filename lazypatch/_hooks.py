@@ -137,18 +137,25 @@ class _Registry(_finder.Listener):
             self.hooks.setdefault(module, []).append(hook)
             if not internal:
                 self.all.append(hook)
-            loaded = self._loaded(module)
-            gen = self.gens.get(module, 0)
-            hook._gen = gen - 1 if self.depth.get(module) else gen
-            in_flight = loaded is _MISSING and module not in sys.modules
-        if in_flight and _finder.wait_for_import(module):
+            loaded, gen = self._arm(hook)
+            busy = not self.depth.get(module) and _finder.import_in_flight(module)
+        if busy:
+            # Another thread is importing or reloading it without our proxy: its end decides.
+            _finder.wait_for_import(module)
             with self.lock:
-                loaded = self._loaded(module) if hook._gen == gen else _MISSING
+                loaded = self._arm(hook)[0] if hook._gen == gen else _MISSING
         if loaded is not _MISSING:
             with self.lock:
                 self.seen[module] = _ref(loaded)
             hook._run(loaded)
         return hook
+
+    def _arm(self, hook: Hook):
+        """Under the lock: the module to fire ``hook`` on now (or _MISSING), and its generation."""
+        loaded = self._loaded(hook.module)
+        gen = self.gens.get(hook.module, 0)
+        hook._gen = gen - 1 if self.depth.get(hook.module) else gen
+        return loaded, hook._gen
 
     def _loaded(self, name: str):
         """The module if fully imported; else _MISSING (absent, or executing: it will report)."""
@@ -163,9 +170,13 @@ class _Registry(_finder.Listener):
         if _finder.is_initializing(spec):
             # Mid-import without our proxy (registered from its own body, a circular import or
             # another thread): the spec reports the end of that execution.
+            if _finder.is_watched(spec):
+                return _MISSING
             if _finder.watch_spec(spec):
                 self.begin(name)
-            return _MISSING
+                return _MISSING
+            if _finder.is_initializing(spec):
+                return _MISSING  # a spec class that cannot be switched: wait for a next execution
         return obj
 
     def remove(self, hook: Hook) -> bool:
@@ -199,24 +210,32 @@ class _Registry(_finder.Listener):
             self.gens[name] = self.gens.get(name, 0) + 1
 
     def end(self, name: str, module, done) -> None:
-        gen = self.gens.get(name, 0)
+        with self.lock:
+            gen = self.gens.get(name, 0)
         try:
-            while module is not _finder.FAILED:
+            while True:
                 with self.lock:
-                    hook = self._due(name, gen)
+                    hook = None if module is _finder.FAILED else self._due(name, gen)
                     if hook is None:
-                        self.seen[name] = _ref(module)
-                        break
+                        if module is not _finder.FAILED:
+                            self.seen[name] = _ref(module)
+                        self._leave(name, done)
+                        return
                     hook._gen = gen
                 hook._run(module)
-        finally:
+        except BaseException:
             with self.lock:
-                depth = self.depth.get(name, 0) - 1
-                if depth > 0:
-                    self.depth[name] = depth
-                else:
-                    self.depth.pop(name, None)
-                done()
+                self._leave(name, done)
+            raise
+
+    def _leave(self, name: str, done) -> None:
+        """Under the lock, in the same step that found no hook left: the execution is over."""
+        depth = self.depth.get(name, 0) - 1
+        if depth > 0:
+            self.depth[name] = depth
+        else:
+            self.depth.pop(name, None)
+        done()
 
     def _due(self, name: str, gen: int):
         for hook in self.hooks.get(name, ()):

@@ -6,7 +6,6 @@ import sys
 import zipfile
 
 import pytest
-from conftest import write_modules
 
 RESOURCE_PKG = {
     "respkg/__init__.py": "def where():\n    return 'respkg'\n",
@@ -81,10 +80,10 @@ def test_runpy_and_python_dash_m(pyrun, tmp_path):
     assert main.stdout.splitlines() == ["hook respkg", "main of respkg ran"]
 
 
-def test_python_dash_m_under_auto_activation(tmp_path):
-    write_modules(
-        tmp_path,
-        {
+def test_python_dash_m_with_a_hook_from_sitecustomize(pyrun, tmp_path):
+    pyrun(
+        "",
+        files={
             **RESOURCE_PKG,
             "sitecustomize.py": (
                 "import lazypatch\nlazypatch.register_hook('respkg', lambda m: print('hook', m.__name__))\n"
@@ -299,17 +298,17 @@ def test_fast_path_asks_no_other_finder_for_unwatched_names():
             calls.append(name)
             return None
 
-    counting = Counting()
-    sys.meta_path.append(counting)
+    finder = _registry.finder
+    saved = sys.meta_path[:]
+    sys.meta_path[:] = [finder, Counting()]
     try:
-        finder = _registry.finder
         for name in ("unwatched_a", "unwatched.b", "json"):
             assert finder.find_spec(name, None) is None
         assert calls == []
         finder.find_spec("some.watched.name", None)
         assert calls == ["some.watched.name"]
     finally:
-        sys.meta_path.remove(counting)
+        sys.meta_path[:] = saved
 
 
 def test_fast_path_is_constant_time_code():

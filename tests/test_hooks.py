@@ -533,3 +533,20 @@ def test_blocked_and_non_module_entries_in_sys_modules(pyrun):
         """
     ).stdout
     assert out.splitlines() == ["blocked []", "[True]"]
+
+
+def test_a_submodule_is_bound_on_its_package_when_its_hook_runs(pyrun):
+    out = pyrun(
+        """
+        import lazypatch
+        seen = []
+        def hook(module):
+            import pkg.sub
+            seen.append(pkg.sub is module)
+        lazypatch.register_hook("pkg.sub", hook)
+        import pkg.sub
+        print(seen)
+        """,
+        files=PKG,
+    ).stdout
+    assert out.strip() == "[True]"

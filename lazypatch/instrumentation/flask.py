@@ -9,10 +9,11 @@ stops the spans of every app.
 - ``request_started`` (routing done): the incoming context is extracted, the span started and
   made current for the view, so its children (sqlite3 queries...) nest under it;
 - ``got_request_exception``: an unhandled exception is recorded on the span;
-- ``request_finished``: the status is noted and the span's end is tied to the response's
-  ``close()``, which the WSGI server calls once the body, streamed or not, has been sent;
-- ``request_tearing_down``: the context is detached; the span ends here if no response was
-  finalised (an exception propagated out of the app).
+- ``request_finished``: the status is noted; a streamed response ties the span's end to its
+  ``close()``, which the WSGI server calls once the last chunk has been sent;
+- ``request_tearing_down``: the context is detached; the span ends here unless a streamed
+  response is still being sent. A response whose body is already built is complete at this
+  point, so its span does not wait for a ``close()`` that a test client may never call.
 """
 
 from .. import Instrumentor
@@ -99,8 +100,9 @@ def _receivers(flask, tracer):
             state = current_request().__dict__.get(_STATE)
             if state is not None and response is not None:
                 state.status = response.status_code
-                state.closing = True
-                response.call_on_close(lambda: end(state))
+                if response.is_streamed:
+                    state.closing = True
+                    response.call_on_close(lambda: end(state))
         except Exception:
             report(_NAME)
 

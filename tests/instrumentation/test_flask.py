@@ -282,3 +282,14 @@ def test_order_matrix(pyrun, order):
     )
     spans = spans_of(pyrun(code, files={"spanhelp.py": SPANHELP}))
     assert [(s["name"], s["kind"]) for s in spans] == [("GET /hello/<name>", "SERVER")]
+
+
+def test_a_built_response_ends_its_span_without_close(instrument, exporter):
+    """A test client that never closes the response still gets the span of a non-streamed body."""
+    app = make_app()
+    instrument(FlaskInstrumentor)
+    response = app.test_client().get("/items/3")
+    assert response.json == {"id": 3}
+    span = server_span(exporter)
+    assert span.name == "GET /items/<int:item_id>"
+    assert span.attributes["http.response.status_code"] == 200
