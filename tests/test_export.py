@@ -7,7 +7,7 @@ import threading
 import unicodedata
 
 import pytest
-from conftest import run_python
+from fresh import run_python
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource

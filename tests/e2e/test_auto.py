@@ -1,7 +1,7 @@
 """``import lazypatch.auto`` in a real environment: lazy, idempotent, and instrumenting."""
 
 import pytest
-from conftest import SERVER, console_spans, discovered
+from e2e_support import SERVER, console_spans, discovered
 
 LAZY = """
 import sys, threading

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import discovered
+from e2e_support import discovered
 
 COLUMNS = ["NAME", "TRIGGER", "SOURCE", "REQUIREMENT", "INSTALLED", "STATE", "TIME", "REASON"]
 

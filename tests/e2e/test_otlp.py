@@ -4,7 +4,7 @@ import http.server
 import threading
 
 import pytest
-from conftest import SERVER
+from e2e_support import SERVER
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 

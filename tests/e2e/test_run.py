@@ -7,7 +7,7 @@ import sys
 import textwrap
 from collections import Counter
 
-from conftest import BIN, console_spans
+from e2e_support import BIN, console_spans
 
 REPORT = """
 import os, sys
