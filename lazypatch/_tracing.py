@@ -10,14 +10,20 @@ provider that the application or a distro sets before that first span is never o
 The SDK reads its own variables (resource, sampler, exporter endpoints, ``OTEL_SDK_DISABLED``,
 propagators); lazypatch only picks the exporters, because its ``otlp`` means OTLP over
 HTTP/protobuf (the SDK's default protocol is gRPC) and its default is OTLP when installed.
+
+``multiprocessing`` ends the children it forks with ``os._exit``, which skips the SDK's exit
+handler: ``arm()`` also has every ``multiprocessing`` child flush the global tracer provider when
+its ``Process`` has run, so the spans of fork and forkserver workers are exported, not lost.
 """
 
+import sys
 from _thread import RLock
 
 from . import _config, _hooks
 from ._log import logger
 
 _TRACE_MODULE = "opentelemetry.trace"
+_PROCESS_MODULE = "multiprocessing.process"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 
@@ -29,6 +35,7 @@ _running = False
 def arm() -> None:
     """Have the first span started through OpenTelemetry's global API set the SDK up."""
     _hooks._registry.add(_TRACE_MODULE, _watch_proxy_tracer, internal=True)
+    _hooks._registry.add(_PROCESS_MODULE, _flush_when_process_ends, internal=True)
 
 
 def _watch_proxy_tracer(trace) -> None:
@@ -48,6 +55,40 @@ def _watch_proxy_tracer(trace) -> None:
 
     _tracer._lazypatch = True
     proxy._tracer = property(_tracer, doc=current.__doc__)
+
+
+def _flush_when_process_ends(process) -> None:
+    """Make ``BaseProcess._bootstrap`` (what a child runs, then ``os._exit``) flush at its end."""
+    base = getattr(process, "BaseProcess", None)
+    bootstrap = getattr(base, "__dict__", {}).get("_bootstrap")
+    if not callable(bootstrap) or getattr(bootstrap, "_lazypatch", False):
+        return
+
+    def _bootstrap(self, *args, **kwargs):
+        try:
+            return bootstrap(self, *args, **kwargs)
+        finally:
+            flush()
+
+    _bootstrap._lazypatch = True
+    _bootstrap.__wrapped__ = bootstrap
+    _bootstrap.__name__ = bootstrap.__name__
+    _bootstrap.__qualname__ = bootstrap.__qualname__
+    _bootstrap.__doc__ = bootstrap.__doc__
+    base._bootstrap = _bootstrap
+
+
+def flush() -> None:
+    """Export the spans the global tracer provider still holds, if OpenTelemetry is in use."""
+    trace = sys.modules.get(_TRACE_MODULE)
+    if trace is None:
+        return
+    try:
+        force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+        if force_flush is not None:
+            force_flush()
+    except Exception:
+        logger().warning("flushing spans at the end of a process failed", exc_info=True)
 
 
 def ensure_sdk() -> None:
