@@ -10,6 +10,7 @@ frequency, page cache) spreads over all variants instead of biasing one.
 """
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -40,10 +41,42 @@ def parse_args(name: str, doc: str) -> argparse.Namespace:
         help=f"where to write the Markdown table (default: benchmarks/results/{name}.md, "
         "none with --quick)",
     )
+    add_json_option(parser)
     args = parser.parse_args()
     if args.output is None and not args.quick:
         args.output = RESULTS / f"{name}.md"
     return args
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json FILE``: the raw samples, for the report and charts of ``run_all.py``."""
+    parser.add_argument(
+        "--json", type=Path, help="also write every sample as JSON (read by run_all.py)"
+    )
+
+
+def group(name, unit, samples, *, peers=(), chart=True) -> dict:
+    """One comparison of the JSON output: variant -> samples (one per round, in round order).
+
+    The variant named ``bare`` is the baseline the others are compared with, and so are ``peers``,
+    the other libraries' variants; a variant with no samples was not measured (its library is not
+    installed). The variants are the same in every group of a benchmark. ``chart=False`` leaves
+    the group out of the benchmark's chart.
+    """
+    return {
+        "name": name,
+        "unit": unit,
+        "peers": list(peers),
+        "chart": chart,
+        "samples": {variant: list(values) for variant, values in samples.items()},
+    }
+
+
+def write_json(path, title: str, groups) -> None:
+    """Write the benchmark's groups (see :func:`group`) to ``path`` unless that is None."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"title": title, "groups": list(groups)}, indent=1) + "\n")
 
 
 def run_child(code: str, args=(), xoptions=()) -> str:
@@ -104,7 +137,7 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -115,7 +148,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
@@ -134,11 +167,10 @@ def environment() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return "\n".join(
         [
-            f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}",
+            f"- machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}",
             f"- load average at start (1, 5, 15 min): {load}",
             f"- Python: {platform.python_implementation()} {sys.version.split()[0]}",
-            f"- lazypatch {version('lazypatch')} (commit {_git_commit()}), "
-            f"wrapt {version('wrapt')}",
+            f"- lazypatch {version('lazypatch')} (commit {git_commit()}), wrapt {version('wrapt')}",
         ]
     )
 

@@ -4,9 +4,9 @@ Compares the bare call, a plain closure decorator (the floor for any wrapper), l
 wrapt's C FunctionWrapper / wrap_function_wrapper, and lazypatch layers after remove(): with
 nothing on top (the original is restored) and under a foreign decorator (a pass-through layer).
 
-    python benchmarks/call_overhead.py [--calls N] [--repeat R]
+    python benchmarks/call_overhead.py [--calls N] [--repeat R] [--output FILE] [--json FILE]
 
-Prints a Markdown table and writes it to benchmarks/results/call_overhead.md.
+Prints a Markdown table and writes it to benchmarks/results/call_overhead.md (or ``--output``).
 """
 
 import argparse
@@ -17,6 +17,7 @@ import types
 from pathlib import Path
 from time import perf_counter
 
+import _common
 import wrapt
 
 import lazypatch
@@ -60,7 +61,10 @@ def time_call(call, calls):
 
 
 def setups():
-    """(row name, setup(module) -> None) for each way of wrapping ``function`` and ``method``."""
+    """(row name, short name, setup(module) -> None) for each way of wrapping the two callables.
+
+    The short names label the JSON output's variants (the report's tables and chart).
+    """
 
     def bare(module):
         pass
@@ -90,27 +94,34 @@ def setups():
             patch.remove()
 
     return [
-        ("bare", bare),
-        ("plain closure decorator (floor)", plain_closure),
-        ("lazypatch.wrap, pass-through wrapper", lazypatch_wrap),
-        ("wrapt.wrap_function_wrapper (C FunctionWrapper)", wrapt_wrapper),
-        ("lazypatch.wrap, then remove() (nothing on top)", removed_alone),
-        ("closure over lazypatch.wrap, then remove() (pass-through layer)", removed_under_closure),
+        ("bare", "bare", bare),
+        ("plain closure decorator (floor)", "closure decorator (floor)", plain_closure),
+        ("lazypatch.wrap, pass-through wrapper", "lazypatch.wrap", lazypatch_wrap),
+        ("wrapt.wrap_function_wrapper (C FunctionWrapper)", "wrapt", wrapt_wrapper),
+        ("lazypatch.wrap, then remove() (nothing on top)", "lazypatch, removed", removed_alone),
+        (
+            "closure over lazypatch.wrap, then remove() (pass-through layer)",
+            "closure over removed lazypatch",
+            removed_under_closure,
+        ),
     ]
 
 
 def measure(calls, repeat):
-    """Best of ``repeat`` rounds; each round times every row, so that load affects all alike."""
+    """``repeat`` rounds; each round times every row, so that load affects all alike.
+
+    Returns (name, short name, function ns per round, method ns per round) per row.
+    """
     rows = []
-    for name, setup in setups():
+    for name, short, setup in setups():
         module = fresh_module()
         setup(module)
-        rows.append([name, module.function, module.Class().method, float("inf"), float("inf")])
+        rows.append((name, short, module.function, module.Class().method, [], []))
     for _ in range(repeat):
-        for row in rows:
-            row[3] = min(row[3], time_call(row[1], calls))
-            row[4] = min(row[4], time_call(row[2], calls))
-    return [(name, function_ns, method_ns) for name, _, _, function_ns, method_ns in rows]
+        for _name, _short, function, method, function_ns, method_ns in rows:
+            function_ns.append(time_call(function, calls))
+            method_ns.append(time_call(method, calls))
+    return [(name, short, f_ns, m_ns) for name, short, _, _, f_ns, m_ns in rows]
 
 
 def table(rows):
@@ -138,12 +149,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--output", type=Path, default=_common.RESULTS / "call_overhead.md")
+    _common.add_json_option(parser)
     options = parser.parse_args()
-    text = table(measure(options.calls, options.repeat))
+    samples = measure(options.calls, options.repeat)
+    text = table([(name, min(f_ns), min(m_ns)) for name, _, f_ns, m_ns in samples])
     print(text)
-    out = Path(__file__).resolve().parent / "results" / "call_overhead.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(text)
+    by_kind = {"function": {}, "method": {}}
+    for _, short, function_ns, method_ns in samples:
+        by_kind["function"][short] = function_ns
+        by_kind["method"][short] = method_ns
+    groups = [
+        _common.group(f"{kind} call", "ns per call", values, peers=["wrapt"])
+        for kind, values in by_kind.items()
+    ]
+    _common.write_json(options.json, "Overhead of a pass-through wrapper per call", groups)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ each of the 100 modules ("hooked"). Every variant imports wrapt and lazypatch be
 the interpreters differ only in their finders and hooks. The added cost per import is the median
 over rounds of (variant - bare of the same round) / 100.
 
-Run: ``python benchmarks/hook_dispatch.py [--quick] [--output FILE]``.
+Run: ``python benchmarks/hook_dispatch.py [--quick] [--output FILE] [--json FILE]``.
 """
 
 import shutil
@@ -88,7 +88,30 @@ def main() -> None:
 
     intro = __doc__.split("\n\n", 1)[1].rsplit("\n\nRun:", 1)[0]
     body = summarize(results, count)
-    _common.report("Cost of a hooked import", intro, env, body, args.output)
+    title = "Cost of a hooked import"
+    _common.report(title, intro, env, body, args.output)
+    _common.write_json(args.json, title, json_groups(results, count))
+
+
+def json_groups(results: dict, count: int) -> list:
+    """Wall time per imported module (µs): the unhooked variants, then the hooked ones."""
+
+    def per_import(variant):
+        return [wall / count * 1e6 for wall, _ in results[variant]]
+
+    return [
+        _common.group(
+            f"{hooked} modules",
+            "µs per import",
+            {
+                "bare": per_import("bare"),
+                "lazypatch": per_import(f"lazypatch, {hooked}"),
+                "wrapt": per_import(f"wrapt, {hooked}"),
+            },
+            peers=["wrapt"],
+        )
+        for hooked in ("unhooked", "hooked")
+    ]
 
 
 def summarize(results: dict, count: int) -> str:

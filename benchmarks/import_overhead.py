@@ -12,7 +12,7 @@ every variant imports exactly the same modules and only ``sys.meta_path`` differ
 ratio are computed per round (each variant against the bare run of the same round), then the
 median over rounds is taken, which cancels most of the drift of a shared machine.
 
-Run: ``python benchmarks/import_overhead.py [--quick] [--output FILE]``.
+Run: ``python benchmarks/import_overhead.py [--quick] [--output FILE] [--json FILE]``.
 """
 
 import os
@@ -231,7 +231,25 @@ def main() -> None:
 
     body = summarize(results, find_spec_ns, calls, len(stdlib), packages * per_package)
     intro = __doc__.split("\n\n", 1)[1].rsplit("\n\nRun:", 1)[0]
-    _common.report("Import overhead on unwatched modules", intro, env, body, args.output)
+    title = "Import overhead on unwatched modules"
+    _common.report(title, intro, env, body, args.output)
+    _common.write_json(args.json, title, json_groups(results))
+
+
+def json_groups(results: dict) -> list:
+    """Wall time per imported module (µs), one group per cache state."""
+    return [
+        _common.group(
+            f"{caches} caches",
+            "µs per import",
+            {
+                variant: [wall / imports * 1e6 for wall, _, imports in samples]
+                for variant, samples in by_variant.items()
+            },
+            peers=["wrapt, 1 hook"],
+        )
+        for caches, by_variant in results.items()
+    ]
 
 
 def summarize(results: dict, find_spec_ns: list, calls: int, stdlib: int, generated: int) -> str:

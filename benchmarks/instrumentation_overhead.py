@@ -10,16 +10,21 @@ Each is run bare, with lazypatch's instrumentation and with OpenTelemetry's
 (``opentelemetry-instrumentation-requests``, ``-flask``, ``-sqlite3``: the ``bench`` extra), under
 the API's no-op tracer and under the SDK with a span processor and an exporter that drops spans.
 Every combination runs in a fresh interpreter. Prints a Markdown table and writes it to
-``benchmarks/results/instrumentation_overhead.md``.
+``benchmarks/results/instrumentation_overhead.md``. OpenTelemetry's instrumentations that are not
+installed are reported as such.
 
-    python benchmarks/instrumentation_overhead.py [--quick]
+    python benchmarks/instrumentation_overhead.py [--quick | --rounds N] [--output F] [--json F]
 """
 
+import argparse
 import json
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
+
+import _common
 
 SCENARIOS = ("requests", "flask", "sqlite3")
 MODES = ("bare", "lazypatch", "opentelemetry")
@@ -164,6 +169,16 @@ def measure(scenario, mode, tracer, seconds):
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+def installed(scenario, mode) -> bool:
+    """Whether the instrumentation that ``mode`` needs for ``scenario`` is installed."""
+    if mode != "opentelemetry":
+        return True
+    try:
+        return find_spec(f"opentelemetry.instrumentation.{scenario}") is not None
+    except ModuleNotFoundError:  # not even opentelemetry-instrumentation
+        return False
+
+
 def table(results):
     lines = [
         "| call | tracer | bare (µs) | + lazypatch (µs) | + OpenTelemetry (µs) | ratio |",
@@ -173,10 +188,14 @@ def table(results):
         for tracer in TRACERS:
             bare = results[scenario, "bare", tracer]
             ours = results[scenario, "lazypatch", tracer] - bare
-            theirs = results[scenario, "opentelemetry", tracer] - bare
-            ratio = f"{ours / theirs:.2f}" if theirs > 0 else "n/a"
+            if (scenario, "opentelemetry", tracer) in results:
+                theirs = results[scenario, "opentelemetry", tracer] - bare
+                ratio = f"{ours / theirs:.2f}" if theirs > 0 else "n/a"
+                theirs = f"{theirs:+.1f}"
+            else:
+                theirs = ratio = "not installed"
             lines.append(
-                f"| {scenario} | {tracer} | {bare:.1f} | {ours:+.1f} | {theirs:+.1f} | {ratio} |"
+                f"| {scenario} | {tracer} | {bare:.1f} | {ours:+.1f} | {theirs} | {ratio} |"
             )
     floor = " / ".join(f"{tracer} {results['span', 'bare', tracer]:.1f} µs" for tracer in TRACERS)
     lines.append("")
@@ -184,28 +203,50 @@ def table(results):
     return "\n".join(lines)
 
 
+def json_groups(samples):
+    """Per-round µs per call of each (call, tracer): bare, lazypatch, OpenTelemetry."""
+    names = {"bare": "bare", "lazypatch": "lazypatch", "opentelemetry": "OpenTelemetry"}
+    return [
+        _common.group(
+            f"{scenario}, {tracer}",
+            "µs per call",
+            {names[mode]: samples.get((scenario, mode, tracer), []) for mode in MODES},
+            peers=["OpenTelemetry"],
+        )
+        for scenario in SCENARIOS
+        for tracer in TRACERS
+    ]
+
+
 def main(argv):
     if argv[:1] == ["--worker"]:
         scenario, mode, tracer, seconds = argv[1:5]
         worker(scenario, mode, tracer, float(seconds))
         return
-    seconds, rounds = (0.3, 1) if "--quick" in argv else (1.0, 3)
-    cells = [(s, m, t) for s in SCENARIOS for t in TRACERS for m in MODES]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 short round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    _common.add_json_option(parser)
+    args = parser.parse_args(argv)
+    seconds, rounds = (0.3, 1) if args.quick else (1.0, args.rounds)
+    cells = [(s, m, t) for s in SCENARIOS for t in TRACERS for m in MODES if installed(s, m)]
     cells += [("span", "bare", t) for t in TRACERS]
-    results = {}
+    samples = {cell: [] for cell in cells}
     for _ in range(rounds):  # interleaved rounds, best of each: load drifts between cells
         for cell in cells:
-            results[cell] = min(results.get(cell, float("inf")), measure(*cell, seconds))
-    text = table(results)
+            samples[cell].append(measure(*cell, seconds))
+    text = table({cell: min(values) for cell, values in samples.items()})
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
         "# Instrumentation overhead per call\n\n"
-        "Best mean of 7 runs times 3 interleaved rounds, fresh interpreter per cell; "
+        f"Best mean of 7 runs times {rounds} interleaved rounds, fresh interpreter per cell; "
         "`noop`: API without SDK, `sdk`: SDK, simple processor, exporter that drops spans; "
         "ratio: lazypatch's added cost over OpenTelemetry's. Produced by "
         "`python benchmarks/instrumentation_overhead.py`.\n\n" + text + "\n"
     )
+    _common.write_json(args.json, "Instrumentation overhead per call", json_groups(samples))
 
 
 if __name__ == "__main__":

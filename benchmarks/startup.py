@@ -8,7 +8,8 @@ discovery scans them. A second table measures what lazypatch defers: ``import re
 ``from flask import Flask`` with ``lazypatch.auto`` against bare, i.e. the price of loading
 wrapt and the instrumentation at that moment.
 
-Run: ``python benchmarks/startup.py [--rounds N] [--quick]``; writes benchmarks/results/startup.md.
+Run: ``python benchmarks/startup.py [--rounds N] [--quick] [--output FILE] [--json FILE]``; writes
+benchmarks/results/startup.md (or ``--output``; with ``--quick``, only ``--output``).
 """
 
 import argparse
@@ -21,10 +22,22 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
 TARGET_DISTRIBUTIONS = 100
+# The variants' names in the JSON output (the report's tables and chart): short, and the same for
+# the wall time and the RSS groups.
+SHORT_NAMES = {
+    "python -c pass": "bare",
+    "python -c 'import lazypatch.auto'": "import lazypatch.auto",
+    "lazypatch run python -c pass": "lazypatch run",
+    "opentelemetry-instrument python -c pass": "opentelemetry-instrument",
+    "python -c 'import ddtrace.auto'": "import ddtrace.auto",
+}
+PEERS = ["opentelemetry-instrument", "import ddtrace.auto"]
 
 
 def _distribution_count() -> int:
@@ -121,11 +134,48 @@ def _table(samples, baseline):
     return "\n".join(lines)
 
 
+def _json_groups(startup_samples, deferred_samples):
+    """Wall time (ms) and peak RSS (MiB) per variant: startup (charted), then what is deferred.
+
+    A peer that is not installed has no samples.
+    """
+    quantities = (
+        ("wall time", "ms", lambda run: run[0] * 1000),
+        ("peak RSS", "MiB", lambda run: run[1]),
+    )
+    startup = {short: startup_samples.get(name, []) for name, short in SHORT_NAMES.items()}
+    groups = [
+        _common.group(
+            f"startup: {quantity}",
+            unit,
+            {name: [pick(run) for run in runs] for name, runs in startup.items()},
+            peers=PEERS,
+        )
+        for quantity, unit, pick in quantities
+    ]
+    for label in ("import requests", "from flask import Flask"):
+        deferred = {v: deferred_samples[f"{label}: {v}"] for v in ("bare", "lazypatch.auto")}
+        groups += [
+            _common.group(
+                f"{label}: {quantity}",
+                unit,
+                {name: [pick(run) for run in runs] for name, runs in deferred.items()},
+                chart=False,
+            )
+            for quantity, unit, pick in quantities
+        ]
+    return groups
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
     parser.add_argument("--quick", action="store_true", help="3 rounds, no results file")
+    parser.add_argument("--output", type=Path, help="where to write the Markdown table")
+    _common.add_json_option(parser)
     args = parser.parse_args()
+    if args.output is None and not args.quick:
+        args.output = RESULTS / "startup.md"
     rounds = 3 if args.quick else args.rounds
     startup, deferred, skipped = _variants()
     with tempfile.TemporaryDirectory() as padding:
@@ -170,9 +220,11 @@ def main() -> int:
     ]
     report = "\n".join(parts)
     print(report)
-    if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "startup.md").write_text(report)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report)
+    groups = _json_groups(startup_samples, deferred_samples)
+    _common.write_json(args.json, "Startup cost of auto-instrumentation", groups)
     return 0
 
 
