@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Two Flask services traced with no tracing code in them; trees in the terminal, then exits.
 demo: $(STAMP)
-	$(PY) examples/hooks_demo.py
+	$(PY) examples/shop/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
