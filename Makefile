@@ -23,5 +23,21 @@ lint: $(STAMP)
 	$(PY) -m ruff check lazypatch tests benchmarks examples
 	$(PY) -m ruff format --check lazypatch tests benchmarks examples
 
+# The benchmarks' peers (ddtrace, OpenTelemetry's distro and instrumentations) live in a venv of
+# their own: installed in $(VENV), ddtrace's pytest plugin and the extra instrumentors would change
+# what the tests see.
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip setuptools wheel
+	$(BENCH_PY) -m pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_PY) benchmarks/run_all.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
