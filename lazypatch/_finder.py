@@ -2,17 +2,19 @@
 
 The finder watches a set of module names (a dict owned by the hook registry). For any other
 name ``find_spec`` is a dict lookup and ``return None``. For a watched name it asks the other
-finders itself, wraps the loader of the spec it gets, and the proxy reports to a listener when the
-module's execution begins and ends. After execution the module carries its original loader.
+finders itself and wraps the loader of the spec it gets; the proxy reports to a listener when the
+module's execution begins and ends, then leaves the module with its original loader.
 
-The end of a first import is reported from importlib's own last step, ``spec._initializing =
-False`` in ``_load_unlocked``: at that moment the module is final in ``sys.modules`` and its import
-lock is still held, so no thread can see it before its hooks ran. The spec's class is switched to
-a subclass whose ``_initializing`` is a property for exactly that span, then switched back.
+A module that is already executing when it becomes watched (a hook registered from its own
+body, from a circular import, from another thread) cannot be proxied any more. Its end is
+reported by importlib's own last step, ``spec._initializing = False`` in ``_load_unlocked``: the
+spec's class is switched to a subclass whose ``_initializing`` is a property for exactly that
+span, then switched back.
 """
 
 import sys
 from _frozen_importlib import _lock_unlock_module, _module_locks
+from _frozen_importlib_external import _LoaderBasics
 from _thread import _local
 
 _LEGACY_FIND_MODULE = sys.version_info < (3, 12)
@@ -27,9 +29,9 @@ class Listener:
     def begin(self, name: str) -> None:
         """An execution of module ``name`` starts."""
 
-    def end(self, name: str, module: object, done) -> None:
-        """It ended with ``module`` (or ``FAILED``); run ``done()`` once, under the lock."""
-        done()
+    def end(self, name: str, module: object, spec=None) -> None:
+        """It ended with ``module`` (or ``FAILED``); if ``spec`` is given, ``unwatch(spec)``
+        once reporting is over, under the listener's lock."""
 
 
 _listener = Listener()
@@ -40,24 +42,16 @@ def set_listener(listener: Listener) -> None:
     _listener = listener
 
 
-def _report_end(spec) -> None:
-    name = spec.name
-    module = sys.modules.get(name, FAILED)
+def _finished(name: str, module, spec=None) -> None:
+    if module is FAILED:
+        _listener.end(name, module, spec)
+        return
+    _bind_to_parent(name, module)
     try:
-        _finished(name, module, lambda: _unwatch(spec))
+        _listener.end(name, module, spec)
     except BaseException:
-        # A hook error that propagates fails the import: leave no module behind, as importlib
-        # does when a module body raises.
-        if sys.modules.get(name) is module:
-            del sys.modules[name]
         _bind_to_parent(name, module, unbind=True)
         raise
-
-
-def _finished(name: str, module, done) -> None:
-    if module is not FAILED:
-        _bind_to_parent(name, module)
-    _listener.end(name, module, done)
 
 
 def _bind_to_parent(name: str, module, unbind: bool = False) -> None:
@@ -90,8 +84,17 @@ class _SpecWatch:
         if value:
             self.__dict__["_initializing"] = True
             _listener.begin(self.name)
-        else:
-            _report_end(self)
+            return
+        name = self.name
+        module = sys.modules.get(name, FAILED)
+        try:
+            _finished(name, module, self)
+        except BaseException:
+            # A hook error that propagates fails the import: leave no module behind, as
+            # importlib does when a module body raises.
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+            raise
 
 
 _watch_classes = {}
@@ -129,7 +132,7 @@ def is_watched(spec) -> bool:
     return isinstance(spec, _SpecWatch)
 
 
-def _unwatch(spec) -> None:
+def unwatch(spec) -> None:
     spec.__dict__["_initializing"] = False
     if isinstance(spec, _SpecWatch):
         spec.__class__ = type(spec).__mro__[2]
@@ -200,16 +203,20 @@ class _LoaderProxy:
             pass
 
 
+_default_create_module = _LoaderBasics.create_module
+
+
 class _ExecProxy(_LoaderProxy):
     __slots__ = ()
 
     def create_module(self, spec):
-        create = getattr(self._loader, "create_module", None)
-        if create is None:
+        loader = self._loader
+        create = getattr(type(loader), "create_module", None)
+        if create is None or create is _default_create_module:
             return None
-        spec.loader = self._loader
+        spec.loader = loader
         try:
-            return create(spec)
+            return loader.create_module(spec)
         finally:
             spec.loader = self
 
@@ -221,11 +228,12 @@ class _ExecProxy(_LoaderProxy):
         try:
             self._loader.exec_module(module)
         except BaseException:
-            _listener.end(name, FAILED, _nothing)
+            _listener.end(name, FAILED)
             raise
-        if is_initializing(spec) and watch_spec(spec):
-            return
-        _finished(name, sys.modules.get(name, module), _nothing)
+        result = sys.modules.get(name, FAILED)
+        if result is FAILED and not is_initializing(spec):
+            result = module  # executed outside an import (a reload, LazyLoader): report it
+        _finished(name, result)
 
 
 # CPython drops importlib's frames from the traceback of a failing import
@@ -247,15 +255,11 @@ class _LegacyProxy(_LoaderProxy):
         try:
             module = self._loader.load_module(fullname)
         except BaseException:
-            _listener.end(fullname, FAILED, _nothing)
+            _listener.end(fullname, FAILED)
             raise
         self._restore(module)
-        _finished(fullname, sys.modules.get(fullname, module), _nothing)
+        _finished(fullname, sys.modules.get(fullname, module))
         return module
-
-
-def _nothing():
-    pass
 
 
 class Finder:
@@ -292,7 +296,7 @@ class Finder:
             return spec
 
     def _find_elsewhere(self, fullname, path, target):
-        for finder in list(sys.meta_path):
+        for finder in sys.meta_path:
             if finder is self:
                 continue
             find_spec = getattr(finder, "find_spec", None)

@@ -119,7 +119,7 @@ class _Registry(_finder.Listener):
         self.all = []  # public hooks ever registered, for status()
         self.depth = {}  # module name -> executions in progress
         self.gens = {}  # module name -> executions begun
-        self.seen = {}  # module name -> ref to the module object hooks last fired for
+        self.offline = None  # while uninstalled: module name -> ref to the module hooks saw
         self.finder = _finder.Finder(self.hooks)
         self.auto_installed = False
 
@@ -145,8 +145,9 @@ class _Registry(_finder.Listener):
             with self.lock:
                 loaded = self._arm(hook)[0] if hook._gen == gen else _MISSING
         if loaded is not _MISSING:
-            with self.lock:
-                self.seen[module] = _ref(loaded)
+            if self.offline is not None:
+                with self.lock:
+                    self.offline[module] = _ref(loaded)
             hook._run(loaded)
         return hook
 
@@ -209,39 +210,37 @@ class _Registry(_finder.Listener):
             self.depth[name] = self.depth.get(name, 0) + 1
             self.gens[name] = self.gens.get(name, 0) + 1
 
-    def end(self, name: str, module, done) -> None:
-        with self.lock:
-            gen = self.gens.get(name, 0)
+    def end(self, name: str, module, spec=None) -> None:
+        failed = module is _finder.FAILED
         try:
             while True:
                 with self.lock:
-                    hook = None if module is _finder.FAILED else self._due(name, gen)
-                    if hook is None:
-                        if module is not _finder.FAILED:
-                            self.seen[name] = _ref(module)
-                        self._leave(name, done)
+                    gen = self.gens.get(name, 0)
+                    due = () if failed else [h for h in self.hooks.get(name, ()) if h._gen < gen]
+                    if not due:
+                        if self.offline is not None and not failed:
+                            self.offline[name] = _ref(module)
+                        self._leave(name, spec)
                         return
-                    hook._gen = gen
-                hook._run(module)
+                    for hook in due:
+                        hook._gen = gen
+                for hook in due:
+                    if hook.state != "removed":
+                        hook._run(module)
         except BaseException:
             with self.lock:
-                self._leave(name, done)
+                self._leave(name, spec)
             raise
 
-    def _leave(self, name: str, done) -> None:
+    def _leave(self, name: str, spec) -> None:
         """Under the lock, in the same step that found no hook left: the execution is over."""
         depth = self.depth.get(name, 0) - 1
         if depth > 0:
             self.depth[name] = depth
         else:
             self.depth.pop(name, None)
-        done()
-
-    def _due(self, name: str, gen: int):
-        for hook in self.hooks.get(name, ()):
-            if hook._gen < gen:
-                return hook
-        return None
+        if spec is not None:
+            _finder.unwatch(spec)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -249,26 +248,31 @@ class _Registry(_finder.Listener):
         with self.lock:
             if self.finder not in sys.meta_path:
                 sys.meta_path.insert(0, self.finder)
-        self._catch_up()
+            offline, self.offline = self.offline, None
+        if offline is not None:
+            self._catch_up(offline)
 
     def uninstall(self) -> None:
         with self.lock:
             while self.finder in sys.meta_path:
                 sys.meta_path.remove(self.finder)
+            if self.offline is None:
+                self.offline = {}
+                for name in self.hooks:
+                    module = self._loaded(name)
+                    if module is not _MISSING:
+                        self.offline[name] = _ref(module)
 
-    def installed(self) -> bool:
-        return self.finder in sys.meta_path
-
-    def _catch_up(self) -> None:
-        """Fire hooks of modules that were executed while the finder was out of sys.meta_path."""
+    def _catch_up(self, offline: dict) -> None:
+        """Fire the hooks of modules executed while the finder was out of sys.meta_path."""
         for name in list(self.hooks):
             with self.lock:
                 module = self._loaded(name)
-                seen = self.seen.get(name)
+                seen = offline.get(name)
                 if module is _MISSING or (seen is not None and seen() is module):
                     continue
                 self.begin(name)
-            self.end(name, module, _nothing)
+            self.end(name, module)
 
     def after_fork_in_child(self) -> None:
         self.lock = RLock()
@@ -279,10 +283,6 @@ def _same(registered, target) -> bool:
         return bool(registered == target)
     except Exception:
         return False
-
-
-def _nothing() -> None:
-    pass
 
 
 _registry = _Registry()
