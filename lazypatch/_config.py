@@ -116,7 +116,7 @@ def _log_level(environ):
     value = raw.strip().upper()
     if value in _LEVELS:
         return _LEVELS[value]
-    if value.isdigit():
+    if value.isdecimal():  # not isdigit(): int() refuses superscripts such as "²"
         return int(value)
     _warn("LAZYPATCH_LOG_LEVEL", raw, "debug, info, warning, error, critical or a number")
     return None
@@ -161,6 +161,7 @@ def load(environ=None) -> Settings:
     disabled = frozenset()
     for variable in _DISABLING:
         disabled |= _names(env, variable) or frozenset()
+    _flag(env, "LAZYPATCH_STRICT", False)  # read again at each failure; warned about here, once
     return Settings(
         disabled=disabled,
         enabled=_names(env, "LAZYPATCH_ENABLED_INSTRUMENTATIONS"),
