@@ -101,6 +101,11 @@ class Patch:
             raise AttributeError(
                 f"cannot patch {self.module}:{self.path}: no such attribute"
             ) from exc
+        except Exception as exc:  # a hostile __getattr__ / __getattribute__ on the way
+            raise RuntimeError(
+                f"cannot patch {self.module}:{self.path}: looking it up raised "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         for layer in self._applied:
             if layer.parent is parent and layer.attribute == attribute:
                 if _above(layer, _slot(parent, attribute)) is not _NOT_FOUND:
