@@ -159,6 +159,31 @@ def entry_points(dist: Distribution) -> dict:
     return groups
 
 
+def well_formed(dist: Distribution, groups: dict) -> dict:
+    """``groups`` without the entry points that cannot name a trigger and an object; one warning
+    per distribution lists those."""
+    kept, malformed = {}, []
+    for group, pairs in groups.items():
+        for name, value in pairs:
+            named = group in (OTEL_PRE, OTEL_POST) or _is_dotted(name.replace("-", "_"))
+            module, colon, attribute = value.partition(":")
+            if named and colon and _is_dotted(module.strip()) and _is_dotted(attribute.strip()):
+                kept.setdefault(group, []).append((name, value))
+            else:
+                malformed.append(f"[{group}] {name!r} = {value!r}")
+    if malformed:
+        logger().warning(
+            "ignoring malformed entry points in %s: %s (expected: name = 'pkg.module:Object')",
+            dist.path + os.sep + "entry_points.txt",
+            ", ".join(malformed),
+        )
+    return kept
+
+
+def _is_dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
 class Entry:
     """One discovered instrumentation (or ``lazypatch.hooks`` hook) and what became of it.
 
@@ -373,7 +398,7 @@ def discover(settings, path=None, otel_hooks=None) -> list:
     dists = distributions(path)
     ours, hooks, theirs = [], [], []
     for dist in dists.values():
-        groups = entry_points(dist)
+        groups = well_formed(dist, entry_points(dist))
         if not groups:
             continue
         for name, value in groups.get(INSTRUMENTORS, ()):
