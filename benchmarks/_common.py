@@ -29,9 +29,20 @@ RESULTS = ROOT / "benchmarks" / "results"
 PRELUDE = "import wrapt, lazypatch\n"
 
 
-def parse_args(name: str, doc: str) -> argparse.Namespace:
-    """The command line every benchmark shares: ``--quick`` and ``--output``."""
+def parse_args(name: str, doc: str, **rounds: int) -> argparse.Namespace:
+    """The command line every benchmark shares: ``--quick``, ``--output``, ``--json``.
+
+    Each keyword adds an option for a round count and its default: ``cold_rounds=3`` gives
+    ``--cold-rounds N`` (ignored with ``--quick``).
+    """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for option, default in rounds.items():
+        parser.add_argument(
+            f"--{option.replace('_', '-')}",
+            type=int,
+            default=default,
+            help=f"interleaved rounds (default {default})",
+        )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: tiny corpus, few rounds, no results file"
     )

@@ -8,7 +8,7 @@ each of the 100 modules ("hooked"). Every variant imports wrapt and lazypatch be
 the interpreters differ only in their finders and hooks. The added cost per import is the median
 over rounds of (variant - bare of the same round) / 100.
 
-Run: ``python benchmarks/hook_dispatch.py [--quick] [--output FILE] [--json FILE]``.
+Run: ``python benchmarks/hook_dispatch.py [--quick | --rounds N] [--output FILE] [--json FILE]``.
 """
 
 import shutil
@@ -64,9 +64,9 @@ VARIANTS = {
 
 
 def main() -> None:
-    args = _common.parse_args(NAME, __doc__)
+    args = _common.parse_args(NAME, __doc__, rounds=40)
     env = _common.environment()
-    count, rounds = (10, 1) if args.quick else (100, 40)
+    count, rounds = (10, 1) if args.quick else (100, args.rounds)
 
     tmp = Path(tempfile.mkdtemp(prefix="lazypatch-bench-"))
     try:

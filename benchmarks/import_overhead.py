@@ -12,7 +12,8 @@ every variant imports exactly the same modules and only ``sys.meta_path`` differ
 ratio are computed per round (each variant against the bare run of the same round), then the
 median over rounds is taken, which cancels most of the drift of a shared machine.
 
-Run: ``python benchmarks/import_overhead.py [--quick] [--output FILE] [--json FILE]``.
+Run: ``python benchmarks/import_overhead.py [--quick | --warm-rounds N --cold-rounds N]
+[--output FILE] [--json FILE]``.
 """
 
 import os
@@ -187,14 +188,14 @@ def generate(root: Path, packages: int, per_package: int) -> list:
 
 
 def main() -> None:
-    args = _common.parse_args(NAME, __doc__)
+    args = _common.parse_args(NAME, __doc__, warm_rounds=10, cold_rounds=3)
     env = _common.environment()
     if args.quick:
         stdlib_count, packages, per_package, watched = 15, 2, 10, (1, 100)
         rounds, calls = {"warm": 1, "cold": 1}, 10_000
     else:
         stdlib_count, packages, per_package, watched = 150, 20, 100, (1, 100, 10_000)
-        rounds, calls = {"warm": 10, "cold": 3}, 200_000
+        rounds, calls = {"warm": args.warm_rounds, "cold": args.cold_rounds}, 200_000
 
     tmp = Path(tempfile.mkdtemp(prefix="lazypatch-bench-"))
     try:

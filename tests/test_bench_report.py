@@ -42,6 +42,7 @@ def _missing_bench_extra() -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(
     bool(_missing_bench_extra()),
     reason=f"needs the bench extra (make bench's venv); missing: {_missing_bench_extra()}",
@@ -51,7 +52,7 @@ def test_quick_run_writes_tables_and_charts(tmp_path):
         [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--output-dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
