@@ -9,7 +9,6 @@ module was executing. The registry lock guards only these state changes, never a
 import os
 import sys
 from _thread import RLock
-from _weakref import ref
 from time import perf_counter
 
 from . import _config, _finder
@@ -21,7 +20,17 @@ _MISSING = object()
 class Hook:
     """Handle on one registered post-import hook."""
 
-    __slots__ = ("module", "target", "state", "calls", "error", "_seconds", "_gen", "_internal")
+    __slots__ = (
+        "module",
+        "target",
+        "state",
+        "calls",
+        "error",
+        "_seconds",
+        "_gen",
+        "_internal",
+        "_offline",
+    )
 
     def __init__(self, module: str, target, internal: bool = False) -> None:
         self.module = module
@@ -32,6 +41,7 @@ class Hook:
         self._seconds = 0.0
         self._gen = 0
         self._internal = internal
+        self._offline = None  # while uninstalled: the (module, spec) this hook last saw
 
     def __repr__(self) -> str:
         return f"<Hook {describe(self.target)} for {self.module!r}: {self.state}>"
@@ -97,13 +107,6 @@ def _check_target(target) -> None:
         raise TypeError(f"hook must be a callable or a 'pkg.mod:attr' string, got {target!r}")
 
 
-def _ref(obj):
-    try:
-        return ref(obj)
-    except TypeError:
-        return lambda: obj
-
-
 def _spec_of(obj):
     """``obj.__spec__`` without running the module's ``__getattr__`` or a lazy module's load."""
     try:
@@ -119,7 +122,7 @@ class _Registry(_finder.Listener):
         self.all = []  # public hooks ever registered, for status()
         self.depth = {}  # module name -> executions in progress
         self.gens = {}  # module name -> executions begun
-        self.offline = None  # while uninstalled: module name -> ref to the module hooks saw
+        self.offline = False  # uninstalled: hooks remember what they saw, for install()
         self.finder = _finder.Finder(self.hooks)
         self.auto_installed = False
 
@@ -145,9 +148,8 @@ class _Registry(_finder.Listener):
             with self.lock:
                 loaded = self._arm(hook)[0] if hook._gen == gen else _MISSING
         if loaded is not _MISSING:
-            if self.offline is not None:
-                with self.lock:
-                    self.offline[module] = _ref(loaded)
+            if self.offline:
+                hook._offline = (loaded, _spec_of(loaded))
             hook._run(loaded)
         return hook
 
@@ -218,12 +220,12 @@ class _Registry(_finder.Listener):
                     gen = self.gens.get(name, 0)
                     due = () if failed else [h for h in self.hooks.get(name, ()) if h._gen < gen]
                     if not due:
-                        if self.offline is not None and not failed:
-                            self.offline[name] = _ref(module)
                         self._leave(name, spec)
                         return
+                    seen = (module, _spec_of(module)) if self.offline else None
                     for hook in due:
                         hook._gen = gen
+                        hook._offline = seen
                 for hook in due:
                     if hook.state != "removed":
                         hook._run(module)
@@ -248,31 +250,45 @@ class _Registry(_finder.Listener):
         with self.lock:
             if self.finder not in sys.meta_path:
                 sys.meta_path.insert(0, self.finder)
-            offline, self.offline = self.offline, None
-        if offline is not None:
-            self._catch_up(offline)
+            offline, self.offline = self.offline, False
+        if offline:
+            self._catch_up()
 
     def uninstall(self) -> None:
         with self.lock:
+            self.auto_installed = True  # an explicit uninstall() is not undone by a registration
             while self.finder in sys.meta_path:
                 sys.meta_path.remove(self.finder)
-            if self.offline is None:
-                self.offline = {}
-                for name in self.hooks:
-                    module = self._loaded(name)
-                    if module is not _MISSING:
-                        self.offline[name] = _ref(module)
+            if self.offline:
+                return
+            self.offline = True
+            for name, hooks in self.hooks.items():
+                module = self._loaded(name)
+                seen = None if module is _MISSING else (module, _spec_of(module))
+                for hook in hooks:
+                    hook._offline = seen
 
-    def _catch_up(self, offline: dict) -> None:
-        """Fire the hooks of modules executed while the finder was out of sys.meta_path."""
+    def _catch_up(self) -> None:
+        """Fire each hook that missed the execution of its module while uninstalled.
+
+        A module object or a ``__spec__`` (renewed by a reload) other than the one the hook saw
+        last means its module was executed meanwhile.
+        """
         for name in list(self.hooks):
             with self.lock:
                 module = self._loaded(name)
-                seen = offline.get(name)
-                if module is _MISSING or (seen is not None and seen() is module):
-                    continue
-                self.begin(name)
-            self.end(name, module)
+                spec = None if module is _MISSING else _spec_of(module)
+                due = []
+                for hook in self.hooks.get(name, ()):
+                    seen, hook._offline = hook._offline, None
+                    if module is not _MISSING and (
+                        seen is None or seen[0] is not module or seen[1] is not spec
+                    ):
+                        hook._gen = self.gens.get(name, 0)
+                        due.append(hook)
+            for hook in due:
+                if hook.state != "removed":
+                    hook._run(module)
 
     def after_fork_in_child(self) -> None:
         self.lock = RLock()

@@ -21,7 +21,6 @@ One child interpreter runs a batch of examples, each with its own uniquely named
 own Instrumentor class; a child is replaced after a batch or after any failure.
 """
 
-import copy
 import json
 import os
 import subprocess
@@ -41,9 +40,6 @@ PATHS = ("func", "K.method")
 TARGETS = (0, 1)  # the instrumentor waits for modules 0 and 1...
 INSTRUMENTOR_PATCHES = ((0, "func"), (2, "K.method"))  # ...and patches 0 and 2
 EXAMPLES_PER_CHILD = 25
-# Steps that would hit the engine bugs reproduced (xfail) in test_ordering_regressions.py are
-# left out while this is True; set it to False once they are fixed.
-AVOID_KNOWN_ENGINE_BUGS = True
 
 CHILD = r'''
 import faulthandler, importlib, json, os, sys, traceback
@@ -310,7 +306,6 @@ class Model:
         self.instr_targets = []
         self.instr_made = []
         self.cycles = 0
-        self.known_bug = None  # set when a step hits a known engine bug
 
     # registrations and firing
 
@@ -318,8 +313,6 @@ class Model:
         listener = Listener(kind, mod, key)
         self.listeners.append(listener)
         if self.loaded[mod] and mod not in self.executing:
-            if any(lst.missed for lst in self._live(mod)):
-                self.known_bug = "fired-while-others-missed"
             self._fire(listener)
         return listener
 
@@ -429,15 +422,12 @@ class Model:
             self.remove_patch(key)
 
     def execute(self, mod):
-        reloading = self.loaded[mod]
         self.execs[mod] += 1
         self.loaded[mod] = True
         self.layers[mod] = {path: [] for path in PATHS}
         if self.installed:
             self._round(mod, only_missed=False)
         else:
-            if reloading and self._live(mod):
-                self.known_bug = "reload-while-uninstalled"
             for listener in self._live(mod):
                 listener.missed = True
 
@@ -517,12 +507,7 @@ class Ordering(RuleBasedStateMachine):
 
     def step(self, change, cmd):
         """Apply ``change`` to the model and ``cmd`` in the child; return (model's, child's)."""
-        before = copy.deepcopy(self.model)
         expected = change(self.model)
-        if AVOID_KNOWN_ENGINE_BUGS and self.model.known_bug:
-            note_event(f"left out: {self.model.known_bug}")
-            self.model = before
-            return None, None
         if any(any(layers.values()) for layers in self.model.layers):
             note_event("a patch is applied")
         if self.model.instrumentor == "active":
@@ -656,11 +641,9 @@ class TestOrdering(Ordering.TestCase):
         discard_child()
 
 
-def replay(steps, avoid_known_engine_bugs=True):
+def replay(steps):
     """Run ``[(rule name, kwargs), ...]`` through the state machine, checking after each step."""
-    global AVOID_KNOWN_ENGINE_BUGS
     machine = Ordering()
-    saved, AVOID_KNOWN_ENGINE_BUGS = AVOID_KNOWN_ENGINE_BUGS, avoid_known_engine_bugs
     try:
         machine.new_example()
         machine.matches_the_model()
@@ -668,7 +651,6 @@ def replay(steps, avoid_known_engine_bugs=True):
             getattr(machine, name)(**kwargs)
             machine.matches_the_model()
     finally:
-        AVOID_KNOWN_ENGINE_BUGS = saved
         discard_child()
 
 

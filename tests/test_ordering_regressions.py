@@ -6,7 +6,6 @@ next to it the smallest standalone program showing the same failure.
 
 import textwrap
 
-import pytest
 from test_ordering import replay
 
 TARGET = {
@@ -29,20 +28,6 @@ def program(body):
     return MARK + textwrap.dedent(body)
 
 
-MISSED_BY_INSTALL = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: install() skips the hooks of a module that a hook has fired on since "
-    "it was (re)executed while uninstalled (_hooks._catch_up compares one 'seen' module per "
-    "name, not per hook)",
-)
-RELOAD_MISSED_BY_INSTALL = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: install() does not fire the hooks of a module reloaded while "
-    "uninstalled (_hooks._catch_up sees the same module object and skips it)",
-)
-
-
-@MISSED_BY_INSTALL
 def test_hook_fired_while_another_missed_the_import():
     replay(
         [
@@ -52,11 +37,9 @@ def test_hook_fired_while_another_missed_the_import():
             ("instrumentor", {"on": True}),
             ("finder", {"out": False}),
         ],
-        avoid_known_engine_bugs=False,
     )
 
 
-@MISSED_BY_INSTALL
 def test_patch_armed_while_uninstalled_then_another_registration(pyrun):
     out = pyrun(
         program(
@@ -74,7 +57,6 @@ def test_patch_armed_while_uninstalled_then_another_registration(pyrun):
     assert out.split() == ["f+patched", "applied"]
 
 
-@MISSED_BY_INSTALL
 def test_hook_missed_import_while_uninstalled(pyrun):
     out = pyrun(
         program(
@@ -93,7 +75,6 @@ def test_hook_missed_import_while_uninstalled(pyrun):
     assert out.split() == ["1", "True"]
 
 
-@RELOAD_MISSED_BY_INSTALL
 def test_reload_while_uninstalled():
     replay(
         [
@@ -103,11 +84,9 @@ def test_reload_while_uninstalled():
             ("reload", {"pick": 0}),
             ("finder", {"out": False}),
         ],
-        avoid_known_engine_bugs=False,
     )
 
 
-@RELOAD_MISSED_BY_INSTALL
 def test_patch_lost_by_reload_while_uninstalled(pyrun):
     out = pyrun(
         program(
