@@ -42,6 +42,10 @@ def _receivers(flask, tracer):
     from opentelemetry import context, trace
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
+    # An error page (``abort(404)``) reaches request_finished as a WSGI app forced into a
+    # response: its body, built already, is wrapped in a ClosingIterator and so "streamed".
+    from werkzeug.wsgi import ClosingIterator
+
     from . import _http
 
     current_request = flask.request._get_current_object
@@ -100,7 +104,7 @@ def _receivers(flask, tracer):
             state = current_request().__dict__.get(_STATE)
             if state is not None and response is not None:
                 state.status = response.status_code
-                if response.is_streamed:
+                if response.is_streamed and not isinstance(response.response, ClosingIterator):
                     state.closing = True
                     response.call_on_close(lambda: end(state))
         except Exception:

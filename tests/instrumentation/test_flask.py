@@ -293,3 +293,14 @@ def test_a_built_response_ends_its_span_without_close(instrument, exporter):
     span = server_span(exporter)
     assert span.name == "GET /items/<int:item_id>"
     assert span.attributes["http.response.status_code"] == 200
+
+
+def test_an_error_page_ends_its_span_without_close(instrument, exporter):
+    """abort(404) gives a body built already (werkzeug calls it streamed): no wait for close()."""
+    app = make_app()
+    instrument(FlaskInstrumentor)
+    response = app.test_client().get("/unavailable")
+    assert response.status_code == 503
+    span = server_span(exporter)
+    assert span.attributes["http.response.status_code"] == 503
+    assert span.status.status_code is StatusCode.ERROR
