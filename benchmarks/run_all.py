@@ -35,17 +35,17 @@ import _common
 HERE = Path(__file__).resolve().parent
 
 # name -> (arguments of the full run, arguments of the smoke run), in report order: startup first,
-# it is the chart the project's README shows. The round counts fit the whole run in about 9
-# minutes on 2 cores shared with other jobs (load average 5; about half that on an idle machine);
-# each benchmark's defaults, meant for a run on its own, take about twice as long.
+# it is the chart the project's README shows. The round counts fit the whole run in about 7
+# minutes on 2 cores shared with other jobs (load average 4 to 5); each benchmark's defaults,
+# meant for a run on its own, take about twice as long.
 BENCHMARKS = {
-    "startup": (["--rounds", "12"], ["--quick"]),
+    "startup": (["--rounds", "15"], ["--quick"]),
     "instrumentation_overhead": (["--rounds", "3"], ["--quick"]),
     "call_overhead": (
         ["--calls", "200000", "--repeat", "9"],
         ["--calls", "20000", "--repeat", "3"],
     ),
-    "import_overhead": (["--warm-rounds", "5", "--cold-rounds", "2"], ["--quick"]),
+    "import_overhead": (["--warm-rounds", "5", "--cold-rounds", "3"], ["--quick"]),
     "hook_dispatch": (["--rounds", "20"], ["--quick"]),
 }
 
@@ -230,7 +230,8 @@ def draw_chart(pyplot, title: str, groups: list, path: Path) -> None:
     for axis in list(axes.flat)[len(groups) :]:
         axis.set_visible(False)
     figure.suptitle(
-        f"{title}\nmedian; whiskers: interquartile range; ×: ratio to bare", fontsize=13
+        f"{title}\nmedian; whiskers: interquartile range; ×: median of per-round ratios to bare",
+        fontsize=13,
     )
     legend = {"bare": "bare", "lazypatch": "lazypatch", "peer": "peer", "other": "reference"}
     used = {_colour(variant, group) for group in groups for variant in variants}
