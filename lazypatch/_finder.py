@@ -262,6 +262,35 @@ class _LegacyProxy(_LoaderProxy):
         return module
 
 
+class _MetaPath(list):
+    """``sys.meta_path`` once lazypatch is installed: a plain list, except that a finder inserted
+    in front of lazypatch's (an assertion rewriter, typeguard...) lands just behind it.
+
+    lazypatch's finder must see every watched name first; it then asks that finder itself, so
+    the finder still gets to resolve whatever it resolves.
+    """
+
+    __slots__ = ()
+
+    def insert(self, index, finder):
+        list.insert(self, index, finder)
+        _keep_first(self)
+
+    def __setitem__(self, index, value):
+        list.__setitem__(self, index, value)
+        _keep_first(self)
+
+
+_first = None  # the installed Finder
+
+
+def _keep_first(meta_path) -> None:
+    finder = _first
+    if finder is not None and meta_path and meta_path[0] is not finder and finder in meta_path:
+        list.remove(meta_path, finder)
+        list.insert(meta_path, 0, finder)
+
+
 class Finder:
     """The ``sys.meta_path`` entry; the keys of the ``watched`` dict are the names it watches."""
 
@@ -271,6 +300,23 @@ class Finder:
 
     def __repr__(self):
         return "<lazypatch finder>"
+
+    def install(self) -> None:
+        """Put this finder first in ``sys.meta_path``, and keep it first."""
+        global _first
+        _first = self
+        meta_path = sys.meta_path
+        if type(meta_path) is list:
+            meta_path = sys.meta_path = _MetaPath(meta_path)
+        if self not in meta_path:
+            list.insert(meta_path, 0, self)
+
+    def uninstall(self) -> None:
+        """Take this finder out of ``sys.meta_path``."""
+        global _first
+        _first = None
+        while self in sys.meta_path:
+            sys.meta_path.remove(self)
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self._watched:
@@ -312,12 +358,13 @@ class Finder:
         return None
 
     def _move_first(self):
+        """Someone replaced ``sys.meta_path`` or put a finder in front: get back in front."""
         meta_path = sys.meta_path
         try:
-            meta_path.remove(self)
+            list.remove(meta_path, self)
         except ValueError:
             return
-        meta_path.insert(0, self)
+        list.insert(meta_path, 0, self)
 
 
 def _spec_from_loader(fullname, loader):

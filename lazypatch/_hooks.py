@@ -248,8 +248,7 @@ class _Registry(_finder.Listener):
 
     def install(self) -> None:
         with self.lock:
-            if self.finder not in sys.meta_path:
-                sys.meta_path.insert(0, self.finder)
+            self.finder.install()
             offline, self.offline = self.offline, False
         if offline:
             self._catch_up()
@@ -257,8 +256,7 @@ class _Registry(_finder.Listener):
     def uninstall(self) -> None:
         with self.lock:
             self.auto_installed = True  # an explicit uninstall() is not undone by a registration
-            while self.finder in sys.meta_path:
-                sys.meta_path.remove(self.finder)
+            self.finder.uninstall()
             if self.offline:
                 return
             self.offline = True

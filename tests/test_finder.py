@@ -325,3 +325,26 @@ def test_fast_path_is_constant_time_code():
     assert not any(
         op.startswith(("BUILD_", "FOR_ITER", "SETUP_WITH", "BEFORE_WITH")) for op in fast
     )
+
+
+def test_a_replaced_meta_path_is_reclaimed_on_the_next_import(pyrun):
+    out = pyrun(
+        """
+        import sys, lazypatch
+        from lazypatch._hooks import _registry
+        fired = []
+        lazypatch.register_hook("target", fired.append)
+
+        class Foreign:
+            def find_spec(self, name, path=None, target=None):
+                return None
+
+        sys.meta_path = [Foreign(), *sys.meta_path]
+        import colorsys  # any import that reaches the finder
+        print(sys.meta_path[0] is _registry.finder)
+        import target
+        print(len(fired))
+        """,
+        files={"target.py": ""},
+    ).stdout
+    assert out.split() == ["True", "1"]

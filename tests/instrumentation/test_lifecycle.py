@@ -1,10 +1,10 @@
 """Across the built-in instrumentations: discovery, laziness, and exact undo."""
 
 from importlib import import_module
-from importlib.metadata import entry_points
 
 import pytest
 from instr_support import SPANHELP, script, spans_of
+from opentelemetry.util._importlib_metadata import entry_points
 
 NAMES = {
     "requests": "RequestsInstrumentor",
