@@ -149,7 +149,11 @@ INST = {
 def test_malformed_entry_points_each_log_once_and_the_imports_go_on(tmp_path, pyrun):
     make_dist(tmp_path, "bi-bad", entry_points=BAD_ENTRY_POINTS)
     app = "".join(f"import {name}; print({name}.VALUE)\n" for name in TRIGGERS)
-    out, records, stderr = run_both(pyrun, app, files={**TRIGGER_FILES, **INST})
+    # Before 3.10 OpenTelemetry reads entry points through the importlib_metadata backport, which
+    # rejects this distribution's malformed ones when the logging instrumentation first asks for
+    # the current span: a failure of OpenTelemetry, logged once, not the subject here.
+    env = {"LAZYPATCH_DISABLED_INSTRUMENTATIONS": "logging"}
+    out, records, stderr = run_both(pyrun, app, files={**TRIGGER_FILES, **INST}, env=env)
     assert out.split() == TRIGGERS
     # Malformed values: one warning for the distribution, at startup, naming each.
     malformed = ["bi_syntax", "bi_nocolon", "bi_hook_syntax"]
