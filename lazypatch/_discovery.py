@@ -227,6 +227,27 @@ class Entry:
             return "failed", f"{type(hook.error).__name__}: {hook.error}"
         return ("active" if hook.state == "fired" else "armed"), None
 
+    def _defer(self) -> bool:
+        """Whether the entry point's own module is still executing: it imported the trigger
+        itself (``from opentelemetry.instrumentation.urllib3 import ...`` before ``urllib3`` was
+        imported). Then instrument once that module has finished, not from the half-built one."""
+        if self.kind == "hook":
+            return False
+        name = self.value.partition(":")[0].strip()
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if not getattr(spec, "_initializing", False):
+            return False
+        done = []
+
+        def finished(module) -> None:
+            if not done:
+                done.append(True)
+                deferred.remove()
+                self._load()
+
+        deferred = _hooks._registry.add(name, finished, internal=True)
+        return True
+
     @property
     def seconds(self) -> float:
         """Time spent at import: at the trigger, plus its Instrumentor's later ``_instrument``."""
@@ -235,6 +256,10 @@ class Entry:
 
     def fire(self, module) -> None:
         """Post-import hook on the trigger: load the entry point, instrument; isolate failures."""
+        if not self._defer():
+            self._load()
+
+    def _load(self) -> None:
         try:
             if self.source == "opentelemetry":
                 _instrument_otel(self)
