@@ -112,7 +112,10 @@ class _Tracing:
             self._fail(span, exc)
             raise
         self._detach(token)
-        span.end()
+        try:
+            span.end()
+        except Exception:
+            report(_NAME)
         return result
 
     def _fail(self, span, exc):
