@@ -364,3 +364,109 @@ def test_ddtrace_module_watchdog(pyrun, order):
         pytest.skip("ddtrace is not installed here (a benchmark-only dependency)")
     both = assert_same_as_without_lazypatch(pyrun, DDTRACE, order)
     assert both["other"] == [["other", "watchpkg"], ["other", "watchpkg.sub"]]
+
+
+EDITABLE_PROJECT = {
+    "pyproject.toml": """
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "edpkg"
+        version = "0.1"
+
+        [tool.setuptools]
+        packages = ["edpkg"]
+
+        [tool.setuptools.package-data]
+        edpkg = ["data.txt"]
+    """,
+    # A stray top-level module: setuptools then maps the package with a meta-path finder
+    # rather than putting the project directory on sys.path.
+    "stray.py": "",
+    "edpkg/__init__.py": "VALUE = 'editable'\n",
+    "edpkg/sub.py": "def double(x):\n    return 2 * x\n",
+    "edpkg/data.txt": "payload",
+}
+
+EDITABLE_CHECK = """
+import importlib.resources, json, sys
+HOOKS = []
+if sys.argv[1] == "with lazypatch":
+    import lazypatch
+    for name in ("edpkg", "edpkg.sub"):
+        lazypatch.register_hook(name, lambda m: HOOKS.append(m.__name__))
+import edpkg.sub
+print(json.dumps({
+    "file": edpkg.sub.__file__,
+    "loader": type(edpkg.sub.__loader__).__name__,
+    "double": edpkg.sub.double(4),
+    "data": importlib.resources.files("edpkg").joinpath("data.txt").read_text(),
+    "editable_finder": any("editable" in type(f).__module__ or "editable" in repr(f)
+                           for f in sys.meta_path),
+    "stray": importlib.util.find_spec("stray") is not None,
+    "hooks": HOOKS,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_setuptools_editable_install(tmp_path):
+    """``pip install -e`` of a generated project into a throw-away venv that sees this
+    environment's packages (lazypatch, setuptools, pip) through a ``.pth`` file; the project is
+    then imported through setuptools' editable finder, with and without lazypatch watching it."""
+    project = tmp_path / "project"
+    write_modules(project, EDITABLE_PROJECT)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    if not python.exists():
+        pytest.skip("no POSIX venv layout here")
+    site = run_python(
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])", python=str(python)
+    )
+    ours = run_python("import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    # addsitedir, not a bare path: this environment's own .pth files (lazypatch is editable
+    # here too) must be processed as well.
+    line = f"import site; site.addsitedir({ours.stdout.strip()!r})\n"
+    Path(site.stdout.strip(), "parent_env.pth").write_text(line)
+    install = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-e",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    assert install.returncode == 0, install.stderr
+    outside = tmp_path / "elsewhere"  # not the project directory: imports go through the install
+    outside.mkdir()
+    results = {}
+    for mode in ("without lazypatch", "with lazypatch"):
+        proc = subprocess.run(
+            [str(python), "-c", EDITABLE_CHECK, mode],
+            cwd=outside,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        results[mode] = json.loads(proc.stdout)
+    alone, both = results["without lazypatch"], results["with lazypatch"]
+    assert alone["file"].startswith(str(project)) and alone["data"] == "payload"
+    assert alone["editable_finder"] and not alone["stray"]  # setuptools' finder, not a path
+    assert alone["hooks"] == [] and both.pop("hooks") == ["edpkg", "edpkg.sub"]
+    alone.pop("hooks")
+    assert both == alone
