@@ -30,13 +30,16 @@ BENCH_VENV ?= .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
+# lazypatch itself is installed as a wheel, not editable: an editable install puts a finder of its
+# own in every interpreter's start-up, which would weigh on the bare baseline and every peer alike.
 $(BENCH_STAMP): pyproject.toml
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install -q --upgrade pip setuptools wheel
-	$(BENCH_PY) -m pip install -q -e '.[bench]'
+	$(BENCH_PY) -m pip install -q '.[bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
+	$(BENCH_PY) -m pip install -q --no-deps --force-reinstall .
 	$(BENCH_PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:

@@ -1,9 +1,17 @@
 """lazypatch: patch and instrument Python libraries the moment they are imported."""
 
 from ._hooks import Hook, install, register_hook, uninstall, unregister_hook, when_imported
-from ._instrumentor import Instrumentor
-from ._patches import Patch, replace, wrap
-from ._status import Record, status
+
+# Loaded on first use: ``import lazypatch.auto`` and registering hooks need none of them, and every
+# module spared is start-up time spared in every process lazypatch is active in.
+_LAZY = {
+    "Instrumentor": "_instrumentor",
+    "Patch": "_patches",
+    "replace": "_patches",
+    "wrap": "_patches",
+    "Record": "_status",
+    "status": "_status",
+}
 
 __all__ = [
     "Hook",
@@ -19,3 +27,18 @@ __all__ = [
     "when_imported",
     "wrap",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lazypatch' has no attribute {name!r}")
+    full_name = f"{__name__}.{module}"
+    __import__(full_name)
+    value = getattr(__import__("sys").modules[full_name], name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))

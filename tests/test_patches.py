@@ -486,7 +486,8 @@ def test_pending_patch_imports_nothing(pyrun):
         before = set(sys.modules)
         patch = lazypatch.wrap("target", "function", tagger("w"))
         lazypatch.replace("target", "Base", object)
-        assert set(sys.modules) == before, sorted(set(sys.modules) - before)
+        new = sorted(m for m in set(sys.modules) - before if not m.startswith("lazypatch."))
+        assert new == [], new
         import target
         assert "wrapt" in sys.modules and patch.state == "applied"
         """,
