@@ -186,19 +186,9 @@ def _requirement(entry, dists):
 def _unmet(entry, requirement: str):
     if entry.source == "opentelemetry":
         return _discovery.otel_conflict(entry)
-    from importlib.metadata import PackageNotFoundError, version
+    from ._instrumentor import unmet
 
-    from packaging.requirements import Requirement
-
-    for text in requirement.split(", "):
-        wanted = Requirement(text)
-        try:
-            found = version(wanted.name)
-        except PackageNotFoundError:
-            return f"{wanted} is required but {wanted.name} is not installed"
-        if not wanted.specifier.contains(found, prereleases=True):
-            return f"{wanted} is required but {wanted.name} {found} is installed"
-    return None
+    return unmet(requirement.split(", "))
 
 
 def _installed(entry, requirement, dists):

@@ -151,10 +151,10 @@ class Instrumentor:
             self._ran = True
         start = perf_counter()
         try:
-            unmet = _unmet(self.requirements)
-            if unmet is not None:
-                self._stop("skipped", unmet)
-                logger().info("instrumentor %s skipped: %s", self.name, unmet)
+            reason = unmet(self.requirements)
+            if reason is not None:
+                self._stop("skipped", reason)
+                logger().info("instrumentor %s skipped: %s", self.name, reason)
                 return
             self._calls += 1
             self._instrument(**self._kwargs)
@@ -187,7 +187,7 @@ class Instrumentor:
             hook.remove()
 
 
-def _unmet(requirements) -> "str | None":
+def unmet(requirements) -> "str | None":
     """Why the first unmet requirement is unmet, or None when all are met.
 
     A pre-release satisfies a specifier when it lies inside its range: an installed version is

@@ -1,4 +1,4 @@
-"""The ``lazypatch`` logger, created on first use: ``logging`` is not imported until something is said."""
+"""The ``lazypatch`` logger, on first use: ``logging`` is not imported until something is said."""
 
 
 def logger():

@@ -1,1 +1,1 @@
-"""Holds ``sitecustomize.py``; this directory goes first on ``PYTHONPATH`` under ``lazypatch run``."""
+"""The bootstrap directory: put first on PYTHONPATH, its sitecustomize activates lazypatch."""
