@@ -28,6 +28,11 @@ def strict() -> bool:
     return os.environ.get("LAZYPATCH_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def no_color() -> bool:
+    """The ``NO_COLOR`` convention (no-color.org): set and not empty turns colour off."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 class Settings:
     """What the environment asked for, parsed once; read-only.
 

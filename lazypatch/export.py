@@ -33,7 +33,6 @@ printed at ``shutdown()`` or ``force_flush()``, marked with the parent they are 
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import threading
@@ -50,6 +49,7 @@ from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 from opentelemetry.trace import StatusCode
 
+from . import _config
 from ._log import logger
 
 __all__ = ["TreeExporter"]
@@ -205,7 +205,7 @@ class TreeExporter(SpanExporter):
             width = min(shutil.get_terminal_size().columns, _MAX_TTY_WIDTH) if tty else 80
         color = self._color
         if color is None:
-            color = tty and not os.environ.get("NO_COLOR")
+            color = tty and not _config.no_color()
         renderer = _Renderer(max(width, _MIN_WIDTH), color, _glyphs_for(out))
         text = "".join(renderer.trace(spans) for spans in traces)
         with self._write_lock:
