@@ -43,7 +43,7 @@ def set_listener(listener: Listener) -> None:
 
 
 def _finished(name: str, module, spec=None) -> None:
-    if module is FAILED:
+    if module is FAILED or "." not in name:
         _listener.end(name, module, spec)
         return
     _bind_to_parent(name, module)
@@ -60,7 +60,7 @@ def _bind_to_parent(name: str, module, unbind: bool = False) -> None:
     A hook for ``a.b`` may then use ``import a.b; a.b.x``.
     """
     parent_name, _, child = name.rpartition(".")
-    parent = sys.modules.get(parent_name) if parent_name else None
+    parent = sys.modules.get(parent_name)
     if parent is None:
         return
     try:

@@ -207,30 +207,44 @@ class _Registry(_finder.Listener):
 
     # -- reports from the finder ----------------------------------------------------
 
+    # begin() and end() run in every watched import: the lock is taken with acquire() / release()
+    # rather than ``with``, which costs about twice as much per round trip.
+
     def begin(self, name: str) -> None:
-        with self.lock:
+        lock = self.lock
+        lock.acquire()
+        try:
             self.depth[name] = self.depth.get(name, 0) + 1
             self.gens[name] = self.gens.get(name, 0) + 1
+        finally:
+            lock.release()
 
     def end(self, name: str, module, spec=None) -> None:
         failed = module is _finder.FAILED
+        lock = self.lock
         try:
             while True:
-                with self.lock:
+                lock.acquire()
+                try:
                     gen = self.gens.get(name, 0)
-                    due = () if failed else [h for h in self.hooks.get(name, ()) if h._gen < gen]
+                    due = []
+                    if not failed:
+                        seen = (module, _spec_of(module)) if self.offline else None
+                        for hook in self.hooks.get(name, ()):
+                            if hook._gen < gen:
+                                hook._gen = gen
+                                hook._offline = seen
+                                due.append(hook)
                     if not due:
                         self._leave(name, spec)
                         return
-                    seen = (module, _spec_of(module)) if self.offline else None
-                    for hook in due:
-                        hook._gen = gen
-                        hook._offline = seen
+                finally:
+                    lock.release()
                 for hook in due:
                     if hook.state != "removed":
                         hook._run(module)
         except BaseException:
-            with self.lock:
+            with lock:
                 self._leave(name, spec)
             raise
 
