@@ -193,8 +193,10 @@ class _LoaderProxy:
         spec = self._spec
         if spec.loader is self:
             spec.loader = loader
+        if module is None:
+            return
         try:
-            if module is not None and module.__dict__.get("__loader__") is self:
+            if module.__dict__.get("__loader__") is self:
                 module.__loader__ = loader
             module_spec = module.__dict__.get("__spec__")
             if module_spec is not None and module_spec is not spec and module_spec.loader is self:

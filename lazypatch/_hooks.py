@@ -168,8 +168,10 @@ class _Registry(_finder.Listener):
         if obj is None:
             return _MISSING
         spec = _spec_of(obj)
-        if spec is None or _finder.is_proxied(spec):
-            return _MISSING if spec is not None else obj
+        if spec is None:
+            return obj
+        if _finder.is_proxied(spec):
+            return _MISSING  # its proxy has yet to execute it, and will report
         if _finder.is_initializing(spec):
             # Mid-import without our proxy (registered from its own body, a circular import or
             # another thread): the spec reports the end of that execution.

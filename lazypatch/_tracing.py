@@ -64,6 +64,11 @@ def _flush_when_process_ends(process) -> None:
     if not callable(bootstrap) or getattr(bootstrap, "_lazypatch", False):
         return
 
+    # A plain function rather than lazypatch.wrap: this runs when multiprocessing is imported,
+    # and wrap would import wrapt (about 70 ms) into every program that merely imports it.
+    from functools import wraps
+
+    @wraps(bootstrap)
     def _bootstrap(self, *args, **kwargs):
         try:
             return bootstrap(self, *args, **kwargs)
@@ -71,10 +76,6 @@ def _flush_when_process_ends(process) -> None:
             flush()
 
     _bootstrap._lazypatch = True
-    _bootstrap.__wrapped__ = bootstrap
-    _bootstrap.__name__ = bootstrap.__name__
-    _bootstrap.__qualname__ = bootstrap.__qualname__
-    _bootstrap.__doc__ = bootstrap.__doc__
     base._bootstrap = _bootstrap
 
 
