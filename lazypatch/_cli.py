@@ -7,7 +7,7 @@ Console scripts ``lazypatch`` (:func:`main`) and ``lazypatch-run`` (:func:`run_m
 import os
 import sys
 
-from . import _config, _discovery
+from . import _config, _discovery, _metadata, _otel
 
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 
@@ -114,7 +114,8 @@ def _list(argv) -> int:
         _fire(_discovery.armed_entries() or [])
     entries = _discovery.armed_entries()
     if entries is None:
-        entries = _discovery.discover(_config.settings())
+        settings = _config.settings()
+        entries = _discovery.discover(settings, cache_dir=settings.cache_dir)
     rows = _rows(entries)
     if options.json:
         import json
@@ -140,13 +141,14 @@ def _fire(entries) -> None:
 
 
 def _rows(entries) -> list:
-    dists = _discovery.distributions()
+    scan = _metadata.scan()
+    dists = scan.all()
     rows = []
     for entry in sorted(entries, key=lambda e: (e.name, e.source != "lazypatch", e.kind)):
         state, reason = entry.outcome()
         requirement = None
         try:
-            requirement = _requirement(entry, dists)
+            requirement = _requirement(entry, scan)
             if state == "armed" and requirement:
                 unmet = _unmet(entry, requirement)
                 if unmet:
@@ -171,12 +173,12 @@ def _rows(entries) -> list:
     return rows
 
 
-def _requirement(entry, dists):
+def _requirement(entry, scan):
     if entry.kind == "hook":
         return None
     if entry.source == "opentelemetry":
         if entry.requirement is None:
-            _discovery.resolve_otel_trigger(entry, dists)
+            _otel.resolve_trigger(entry, scan)
         return entry.requirement
     from ._hooks import resolve
 
@@ -185,16 +187,16 @@ def _requirement(entry, dists):
 
 def _unmet(entry, requirement: str):
     if entry.source == "opentelemetry":
-        return _discovery.otel_conflict(entry)
+        return _otel.conflict(entry)
     from ._instrumentor import unmet
 
     return unmet(requirement.split(", "))
 
 
 def _installed(entry, requirement, dists):
-    names = [_discovery.requirement_name(r) for r in (requirement or "").split(", ") if r]
+    names = [_metadata.requirement_name(r) for r in (requirement or "").split(", ") if r]
     for name in names:
-        dist = dists.get(_discovery.normalize(name))
+        dist = dists.get(_metadata.normalize(name))
         if dist is not None:
             return f"{name} {dist.installed_version()}"
     top = entry.trigger.partition(".")[0]

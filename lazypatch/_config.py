@@ -7,10 +7,11 @@ reads its own variables (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
 ``OTEL_TRACES_SAMPLER``, ``OTEL_EXPORTER_OTLP_ENDPOINT``...) when the tracing layer builds it;
 only those whose interpretation is lazypatch's own are read here.
 
-Kept free of imports beyond ``os``: this module runs at interpreter startup.
+Kept free of imports beyond ``os`` and ``sys``: this module runs at interpreter startup.
 """
 
 import os
+import sys
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -39,7 +40,7 @@ class Settings:
     ``disabled`` / ``enabled`` hold instrumentation names, bare (``flask``: both sources) or
     qualified by source (``opentelemetry:flask``); ``enabled`` is None when not restricted.
     ``traces_exporters`` is None when ``OTEL_TRACES_EXPORTER`` is unset (the tracing layer then
-    picks OTLP if it is installed).
+    picks OTLP if it is installed). ``cache_dir`` is None when the metadata cache is off.
     """
 
     __slots__ = (
@@ -50,6 +51,7 @@ class Settings:
         "traces_exporters",
         "otlp_protocol",
         "sdk_disabled",
+        "cache_dir",
     )
 
     def __init__(self, **values) -> None:
@@ -160,6 +162,24 @@ def _sdk_disabled(environ) -> bool:
     return value == "true"
 
 
+def _cache_dir(environ):
+    """``LAZYPATCH_CACHE_DIR`` (empty: no cache), else the platform's per-user cache directory."""
+    raw = environ.get("LAZYPATCH_CACHE_DIR")
+    if raw is not None:
+        return os.path.abspath(os.path.expanduser(raw.strip())) if raw.strip() else None
+    if os.name == "nt":
+        base = environ.get("LOCALAPPDATA")
+        return os.path.join(base, "lazypatch", "Cache") if base else None
+    if sys.platform == "darwin":
+        base = os.path.join("~", "Library", "Caches")
+    else:
+        base = environ.get("XDG_CACHE_HOME", "")
+        if not os.path.isabs(base):  # the XDG spec: a relative value is invalid, ignore it
+            base = os.path.join("~", ".cache")
+    base = os.path.expanduser(base)
+    return os.path.join(base, "lazypatch") if os.path.isabs(base) else None
+
+
 def load(environ=None) -> Settings:
     """Parse ``environ`` (default ``os.environ``) into :class:`Settings`; warn about bad values."""
     env = os.environ if environ is None else environ
@@ -175,6 +195,7 @@ def load(environ=None) -> Settings:
         traces_exporters=_exporters(env),
         otlp_protocol=_otlp_protocol(env),
         sdk_disabled=_sdk_disabled(env),
+        cache_dir=_cache_dir(env),
     )
 
 

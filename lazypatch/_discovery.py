@@ -1,162 +1,29 @@
-"""Entry points -> lazy registrations: find every installed instrumentation, arm it on its trigger.
+"""Entry points -> lazy registrations: which installed instrumentation is armed, on which trigger.
 
-Runs at interpreter startup, so it reads entry points without ``importlib.metadata`` (about 20 ms
-to import, against a goal of 5 ms for all of ``import lazypatch.auto``): every directory on
-``sys.path`` is listed once, and for each ``*.dist-info`` / ``*.egg-info`` in it whose name was not
-seen on an earlier entry (the first distribution of a name wins, as in ``importlib.metadata``) its
-``entry_points.txt`` is read. Nothing is cached across processes: what is installed or removed is
-what the next process sees.
+The policy only: installed distributions and their entry points come from
+:mod:`lazypatch._metadata` (one scan, its records reused from the cache across processes), and
+OpenTelemetry's instrumentors are loaded by the adapter, :mod:`lazypatch._otel`.
 
 Arming registers one internal post-import hook per instrumentation on its trigger module; only
 when that module is imported is the entry point loaded and instrumented (``Entry.fire``). When
 ours and OpenTelemetry's instrument a library of the same name, ours is armed and theirs is
-shadowed; disabling ours by its qualified name (``lazypatch:flask``) arms theirs instead.
-
-OpenTelemetry's ``opentelemetry_pre_instrument`` / ``opentelemetry_post_instrument`` entry points
-run once each, around the first OpenTelemetry instrumentor that is instrumented: with lazy arming
-there is no moment at which "all" instrumentors are done.
+shadowed; disabling ours by its qualified name (``lazypatch:flask``) arms theirs instead. Under
+``opentelemetry-instrument`` OpenTelemetry's loader instruments its own eagerly: those are left to
+it, and ours of the same name are shadowed by them.
 """
 
 import os
 import sys
-from _thread import allocate_lock
 
-from . import _hooks
+from . import _hooks, _metadata, _otel
 from ._log import logger
+from ._metadata import Distribution
 
-INSTRUMENTORS = "lazypatch.instrumentors"
-HOOKS = "lazypatch.hooks"
-OTEL_INSTRUMENTORS = "opentelemetry_instrumentor"
-OTEL_PRE = "opentelemetry_pre_instrument"
-OTEL_POST = "opentelemetry_post_instrument"
-_GROUPS = (INSTRUMENTORS, HOOKS, OTEL_INSTRUMENTORS, OTEL_PRE, OTEL_POST)
-
-# Import name of a distribution whose top-level package does not say it (namespace packages,
-# several top-level names), by normalized distribution name.
-_KNOWN_MODULES = {
-    "grpcio": "grpc",
-    "mysql_connector_python": "mysql.connector",
-    "mysqlclient": "MySQLdb",
-    "protobuf": "google.protobuf",
-    "pymssql": "pymssql",
-}
-# Trigger of an instrumentation whose name is not the module to wait for (ours and OpenTelemetry's
-# ``urllib`` wait for ``urllib.request``: ``urllib`` itself is imported by nearly every program),
-# or, for OpenTelemetry's, when none of its "instruments" requirements is installed.
-_KNOWN_TRIGGERS = {
-    "aiohttp-client": "aiohttp",
-    "aiohttp-server": "aiohttp",
-    "boto3sqs": "boto3",
-    "grpc_aio_client": "grpc",
-    "grpc_aio_server": "grpc",
-    "grpc_client": "grpc",
-    "grpc_server": "grpc",
-    "mysql": "mysql.connector",
-    "mysqlclient": "MySQLdb",
-    "system_metrics": "psutil",
-    "tortoiseorm": "tortoise",
-    "urllib": "urllib.request",
-}
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalization with ``_``, as ``importlib.metadata`` compares distribution names."""
-    key = name.lower().replace("-", "_").replace(".", "_")
-    while "__" in key:
-        key = key.replace("__", "_")
-    return key
-
-
-class Distribution:
-    """An installed distribution: its metadata directory, normalized name and version."""
-
-    __slots__ = ("key", "path", "version")
-
-    def __init__(self, key: str, path: str, version) -> None:
-        self.key = key
-        self.path = path
-        self.version = version
-
-    def read(self, filename: str):
-        """Text of a metadata file, or None if absent or unreadable."""
-        data = self.read_bytes(filename)
-        return None if data is None else data.decode("utf-8", "replace")
-
-    def read_bytes(self, filename: str):
-        """Bytes of a metadata file, or None. ``os.read`` rather than ``open()``: startup path."""
-        try:
-            fd = os.open(self.path + os.sep + filename, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            chunks = []
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-
-    def installed_version(self):
-        """The version: from the directory name, else from METADATA / PKG-INFO."""
-        if self.version:
-            return self.version
-        text = self.read("METADATA") or self.read("PKG-INFO") or ""
-        for line in text.splitlines():
-            if line.startswith("Version:"):
-                return line[8:].strip()
-            if not line:
-                break
-        return None
-
-
-def distributions(path=None) -> dict:
-    """Normalized name -> :class:`Distribution` on ``path`` (default ``sys.path``); first wins."""
-    found = {}
-    for entry in sys.path if path is None else path:
-        if entry.__class__ is not str:
-            continue
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".dist-info"):
-                stem = name[:-10]
-            elif name.endswith(".egg-info"):
-                stem = name[:-9]
-            else:
-                continue
-            dist_name, _, version = stem.partition("-")
-            key = normalize(dist_name)
-            if key not in found:
-                directory = (entry or ".") + os.sep + name
-                found[key] = Distribution(key, directory, version.partition("-")[0])
-    return found
-
-
-def entry_points(dist: Distribution) -> dict:
-    """Group -> [(name, "pkg.mod:attr")] of the groups lazypatch reads, from entry_points.txt."""
-    data = dist.read_bytes("entry_points.txt")
-    if not data or (b"lazypatch." not in data and b"opentelemetry_" not in data):
-        return {}
-    text = data.decode("utf-8", "replace")
-    groups = {}
-    group = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line[0] == "[" and line[-1] == "]":
-            group = line[1:-1].strip()
-        elif group in _GROUPS:
-            name, sep, value = line.partition("=")
-            if sep:
-                groups.setdefault(group, []).append((name.strip(), value.partition("[")[0].strip()))
-    return groups
+INSTRUMENTORS = _metadata.INSTRUMENTORS
+HOOKS = _metadata.HOOKS
+OTEL_INSTRUMENTORS = _metadata.OTEL_INSTRUMENTORS
+OTEL_PRE = _metadata.OTEL_PRE
+OTEL_POST = _metadata.OTEL_POST
 
 
 def well_formed(dist: Distribution, groups: dict) -> dict:
@@ -200,7 +67,7 @@ class Entry:
         self.kind = kind
         self.value = value
         self.dist = dist
-        self.trigger = _KNOWN_TRIGGERS.get(name, name) if source == "lazypatch" else name
+        self.trigger = _otel.KNOWN_TRIGGERS.get(name, name) if source == "lazypatch" else name
         self.requirement = None
         self.state = "armed"
         self.reason = None
@@ -213,7 +80,12 @@ class Entry:
 
     def outcome(self) -> tuple:
         """``(state, reason)`` now: from the Instrumentor once loaded (it may still be waiting for
-        its targets when its trigger's hook returns), from its :class:`Hook` for a hook entry."""
+        its targets when its trigger's hook returns), from its :class:`Hook` for a hook entry, from
+        OpenTelemetry's instrumentor for one left to ``opentelemetry-instrument``."""
+        if self.state == "external":
+            if _otel.instrumented(self):
+                return "active", "instrumented by opentelemetry-instrument"
+            return "skipped", "left to opentelemetry-instrument, which has not instrumented it"
         instrumentor = self.instrumentor
         if instrumentor is not None and self.state != "failed":
             state = getattr(instrumentor, "state", "active")
@@ -262,9 +134,14 @@ class Entry:
     def _load(self) -> None:
         try:
             if self.source == "opentelemetry":
-                _instrument_otel(self)
+                _otel.instrument(self)
+                self.state = "active"
             else:
                 _instrument_ours(self)
+        except _otel.Skip as skip:
+            self.state = "skipped"
+            self.reason = str(skip)
+            logger().info("skipping opentelemetry instrumentation %r: %s", self.name, skip)
         except Exception as exc:
             self.state = "failed"
             self.reason = f"{type(exc).__name__}: {exc}"
@@ -289,143 +166,20 @@ def _instrument_ours(entry: Entry) -> None:
     entry.state = "active"
 
 
-def _instrument_otel(entry: Entry) -> None:
-    conflict = otel_conflict(entry)
-    if conflict:
-        entry.state = "skipped"
-        entry.reason = conflict
-        logger().info("skipping opentelemetry instrumentation %r: %s", entry.name, conflict)
-        return
-    instrumentor_class = _hooks.resolve(entry.value)
-    _otel_hooks.run(OTEL_PRE)
-    try:
-        instrumentor_class().instrument(skip_dep_check=True)
-    finally:
-        _otel_hooks.run(OTEL_POST)
-    entry.state = "active"
-
-
-def otel_conflict(entry: Entry):
-    """Why installed versions do not match an OpenTelemetry package's ``instruments``, or None."""
-    from importlib.metadata import PathDistribution
-    from pathlib import Path
-
-    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
-
-    conflict = get_dist_dependency_conflicts(PathDistribution(Path(entry.dist.path)))
-    return str(conflict) if conflict else None
-
-
-class _OncePerGroup:
-    """Runs the ``opentelemetry_pre/post_instrument`` entry points, each group once per process."""
-
-    def __init__(self) -> None:
-        self.lock = allocate_lock()
-        self.pending = {OTEL_PRE: [], OTEL_POST: []}
-
-    def add(self, group: str, value: str) -> None:
-        self.pending[group].append(value)
-
-    def run(self, group: str) -> None:
-        with self.lock:
-            values, self.pending[group] = self.pending[group], []
-        for value in values:
-            try:
-                _hooks.resolve(value)()
-            except Exception:
-                logger().error("%s entry point %s failed", group, value, exc_info=True)
-
-
-_otel_hooks = _OncePerGroup()
-
-
-# -- OpenTelemetry packages: which module triggers them ---------------------------------------
-
-
-def otel_requirements(dist: Distribution) -> list:
-    """The ``instruments`` / ``instruments-any`` requirements in a distribution's METADATA."""
-    requirements = []
-    for line in (dist.read("METADATA") or dist.read("PKG-INFO") or "").splitlines():
-        if not line:
-            break
-        if line.startswith("Requires-Dist:") and "instruments" in line:
-            requirement, _, marker = line[14:].partition(";")
-            if "'instruments" in marker or '"instruments' in marker:
-                requirements.append(requirement.strip())
-    return requirements
-
-
-def requirement_name(requirement: str) -> str:
-    """The distribution name at the start of a PEP 508 requirement."""
-    for index, char in enumerate(requirement):
-        if not (char.isalnum() or char in "-_."):
-            return requirement[:index]
-    return requirement
-
-
-def import_name(dist: Distribution) -> str:
-    """The top-level module a distribution provides (top_level.txt, else RECORD, else its name)."""
-    known = _KNOWN_MODULES.get(dist.key)
-    if known:
-        return known
-    names = _top_level_names(dist)
-    for name in names:
-        if normalize(name) == dist.key:
-            return name
-    public = [name for name in names if not name.startswith("_")]
-    return public[0] if len(public) == 1 else dist.key
-
-
-def _top_level_names(dist: Distribution) -> list:
-    text = dist.read("top_level.txt")
-    if text is not None:
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    names = []
-    for line in (dist.read("RECORD") or "").splitlines():
-        first, slash, _ = line.partition(",")[0].partition("/")
-        if not slash:
-            first = first.partition(".")[0] if first.endswith((".py", ".so", ".pyd")) else ""
-        elif first.endswith((".dist-info", ".egg-info", ".data")) or first in ("..", "__pycache__"):
-            first = ""
-        if first and first.isidentifier() and first not in names:
-            names.append(first)
-    return names
-
-
-def resolve_otel_trigger(entry: Entry, dists: dict) -> None:
-    """Set the trigger module and requirement of an OpenTelemetry entry from its distribution."""
-    requirements = otel_requirements(entry.dist)
-    entry.requirement = ", ".join(requirements) or None
-    candidates = []
-    for requirement in requirements:
-        target = dists.get(normalize(requirement_name(requirement)))
-        if target is None:
-            continue
-        if target.key == entry.name and target.key not in _KNOWN_MODULES:
-            entry.trigger = entry.name
-            return
-        candidates.append(import_name(target))
-    for module in candidates:
-        if module == entry.name:
-            entry.trigger = module
-            return
-    entry.trigger = candidates[0] if candidates else _KNOWN_TRIGGERS.get(entry.name, entry.name)
-
-
 # -- discovery and arming ---------------------------------------------------------------------
 
 
-def discover(settings, path=None, otel_hooks=None) -> list:
+def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
     """Every instrumentation installed on ``path``, with its state under ``settings`` (not armed).
 
-    ``otel_hooks`` collects the ``opentelemetry_pre/post_instrument`` entry points.
+    ``pre_post(group, value)`` receives the ``opentelemetry_pre/post_instrument`` entry points of
+    other distributions (lazypatch's own one is for OpenTelemetry's loader). ``cache_dir``: where
+    the metadata scan's records are kept across processes (None: not kept).
     """
-    dists = distributions(path)
+    scan = _metadata.scan(path, cache_dir)
     ours, hooks, theirs = [], [], []
-    for dist in dists.values():
-        groups = well_formed(dist, entry_points(dist))
-        if not groups:
-            continue
+    for dist in scan.with_entry_points():
+        groups = well_formed(dist, dist.entry_points())
         for name, value in groups.get(INSTRUMENTORS, ()):
             ours.append(Entry(name, "lazypatch", "instrumentor", value, dist))
         for name, value in groups.get(HOOKS, ()):
@@ -433,10 +187,11 @@ def discover(settings, path=None, otel_hooks=None) -> list:
         for name, value in groups.get(OTEL_INSTRUMENTORS, ()):
             theirs.append(Entry(name, "opentelemetry", "instrumentor", value, dist))
         for group in (OTEL_PRE, OTEL_POST):
-            for _, value in groups.get(group, ()) if otel_hooks is not None else ():
-                otel_hooks.add(group, value)
+            for _, value in groups.get(group, ()) if pre_post and dist.key != "lazypatch" else ():
+                pre_post(group, value)
+    eager = _otel.eager()
     winners = {}
-    for entry in ours + theirs:
+    for entry in theirs + ours if eager else ours + theirs:
         reason = settings.exclusion(entry.source, entry.name)
         if reason is not None:
             entry.state, entry.reason = "disabled", reason
@@ -444,18 +199,26 @@ def discover(settings, path=None, otel_hooks=None) -> list:
         winner = winners.setdefault(entry.name, entry)
         if winner is not entry:
             entry.state = "shadowed"
-            entry.reason = (
-                f"{winner.source}'s {entry.name!r} instrumentation is armed instead "
-                "(disable it with LAZYPATCH_DISABLED_INSTRUMENTATIONS="
-                f"{winner.source}:{entry.name})"
-            )
+            entry.reason = _shadowed_by(winner)
         elif entry.source == "opentelemetry":
-            resolve_otel_trigger(entry, dists)
+            _otel.resolve_trigger(entry, scan)
+            if eager:
+                entry.state = "external"
     for entry in hooks:
         reason = settings.exclusion(entry.source, entry.name)
         if reason is not None:
             entry.state, entry.reason = "disabled", reason
+    _metadata.save_if_changed(scan, cache_dir)
     return ours + theirs + hooks
+
+
+def _shadowed_by(winner: Entry) -> str:
+    if winner.state == "external":
+        return f"opentelemetry-instrument instruments {winner.name!r} with OpenTelemetry's own"
+    return (
+        f"{winner.source}'s {winner.name!r} instrumentation is armed instead "
+        f"(disable it with LAZYPATCH_DISABLED_INSTRUMENTATIONS={winner.source}:{winner.name})"
+    )
 
 
 _entries = None
@@ -466,7 +229,7 @@ def arm(settings) -> list:
     global _entries
     if _entries is not None:
         return _entries
-    _entries = discover(settings, otel_hooks=_otel_hooks)
+    _entries = discover(settings, pre_post=_otel.add_pre_post, cache_dir=settings.cache_dir)
     for entry in _entries:
         if entry.state != "armed":
             continue
@@ -479,6 +242,55 @@ def arm(settings) -> list:
             entry.state, entry.reason = "failed", f"{type(exc).__name__}: {exc}"
             logger().error("cannot arm %s %r: %s", entry.kind, entry.name, exc)
     return _entries
+
+
+def defer_to_eager_loader() -> None:
+    """OpenTelemetry's loader is about to instrument its instrumentors (``opentelemetry-instrument``
+    started after ``lazypatch.auto``): disarm ours of the same names, and its, where not fired."""
+    entries = _entries or []
+    external = {}
+    for entry in entries:
+        if entry.source == "opentelemetry" and entry.state in ("armed", "shadowed"):
+            if entry.hook is not None:
+                entry.hook.remove()
+                entry.hook = None
+            entry.state, entry.reason = "external", None
+            external[entry.name] = entry
+    for entry in entries:
+        winner = external.get(entry.name)
+        if entry.source == "lazypatch" and entry.kind != "hook" and winner is not None:
+            if entry.state == "armed" and entry.hook is not None and not entry.hook.calls:
+                entry.hook.remove()
+                entry.hook = None
+                entry.state, entry.reason = "shadowed", _shadowed_by(winner)
+
+
+_STATUS = {"armed": "pending"}
+
+
+def records(record_class) -> list:
+    """``record_class(...)`` for each OpenTelemetry instrumentor armed here, for ``status()``."""
+    result = []
+    for entry in _entries or ():
+        if entry.source != "opentelemetry" or entry.state in ("disabled", "shadowed"):
+            continue
+        state, reason = entry.outcome()
+        state = _STATUS.get(state, state)
+        calls = 1 if entry.hook is not None and entry.hook.calls and state == "active" else 0
+        seconds = entry.seconds
+        result.append(
+            record_class(
+                "instrumentor",
+                entry.name,
+                entry.trigger,
+                state,
+                reason,
+                calls,
+                seconds,
+                source="opentelemetry",
+            )
+        )
+    return result
 
 
 def armed_entries():

@@ -190,23 +190,24 @@ class Instrumentor:
 def unmet(requirements) -> "str | None":
     """Why the first unmet requirement is unmet, or None when all are met.
 
-    A pre-release satisfies a specifier when it lies inside its range: an installed version is
+    The installed version comes from lazypatch's scan of installed distributions (the one reader
+    of metadata); ``packaging`` is imported only here, when a requirement is checked. A
+    pre-release satisfies a specifier when it lies inside its range: an installed version is
     checked as it is, as ``pip check`` does (packaging's default excludes pre-releases only when
     choosing what to install).
     """
     if not requirements:
         return None
-    from importlib.metadata import PackageNotFoundError, version
-
     from packaging.requirements import Requirement
+
+    from . import _metadata
 
     for text in requirements:
         requirement = Requirement(text)
         if requirement.marker is not None and not requirement.marker.evaluate():
             continue
-        try:
-            found = version(requirement.name)
-        except PackageNotFoundError:
+        found = _metadata.version(requirement.name)
+        if found is None:
             return f"requirement {text!r} not met: {requirement.name} is not installed"
         if not requirement.specifier.contains(found, prereleases=True):
             return f"requirement {text!r} not met: {requirement.name} {found} is installed"

@@ -1,14 +1,18 @@
 """``status()``: a read-only view over the registries of hooks, patches and instrumentors."""
 
+import sys
+
 from . import _hooks, _instrumentor, _patches
 
 
 class Record:
     """One line of :func:`status`: a hook, a patch or an instrumentor, and how it fared."""
 
-    __slots__ = ("kind", "name", "module", "state", "reason", "calls", "seconds")
+    __slots__ = ("kind", "name", "module", "state", "reason", "calls", "seconds", "source")
 
-    def __init__(self, kind, name, module, state, reason=None, calls=0, seconds=0.0):
+    def __init__(
+        self, kind, name, module, state, reason=None, calls=0, seconds=0.0, source="lazypatch"
+    ):
         self.kind = kind
         self.name = name
         self.module = module
@@ -16,6 +20,7 @@ class Record:
         self.reason = reason
         self.calls = calls
         self.seconds = seconds
+        self.source = source
 
     def _fields(self):
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -77,11 +82,19 @@ def _instrumentor_records():
         )
 
 
+def _adapted_records():
+    """OpenTelemetry's instrumentors armed by ``lazypatch.auto`` (none if it was not imported)."""
+    discovery = sys.modules.get("lazypatch._discovery")
+    return discovery.records(Record) if discovery is not None else ()
+
+
 def status() -> list:
     """One :class:`Record` per hook, patch and instrumentor: hooks first, then patches, then
-    instrumentors, each in the order they were created.
+    instrumentors (ours in the order they were created, then OpenTelemetry's that
+    ``lazypatch.auto`` armed, ``source="opentelemetry"``).
 
     A patch's ``calls`` counts its applications; an instrumentor's ``module`` is its targets
-    joined by ``","`` and its ``calls`` counts the runs of ``_instrument``.
+    joined by ``","`` (the trigger module for OpenTelemetry's) and its ``calls`` counts the runs
+    of ``_instrument``.
     """
-    return [*_hook_records(), *_patch_records(), *_instrumentor_records()]
+    return [*_hook_records(), *_patch_records(), *_instrumentor_records(), *_adapted_records()]

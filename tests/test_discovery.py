@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lazypatch import _config, _discovery
+from lazypatch import _config, _discovery, _metadata
 
 
 def make_dist(
@@ -51,7 +51,7 @@ def test_first_distribution_of_a_name_on_the_path_wins(tmp_path):
     make_dist(second, "other", "1.0", {"lazypatch.hooks": {"zlib": "three:hook"}})
     found = discover([str(first), str(second), str(tmp_path / "missing")])
     assert set(found) == {("lazypatch", "json"), ("lazypatch", "zlib")}
-    dists = _discovery.distributions([str(first), str(second)])
+    dists = _metadata.distributions([str(first), str(second)])
     assert dists["my_lib"].version == "2.0"
 
 
@@ -71,7 +71,7 @@ def test_entry_points_txt_parsing(tmp_path):
             """
         )
     )
-    groups = _discovery.entry_points(_discovery.distributions([str(tmp_path)])["pkg"])
+    groups = _metadata.distributions([str(tmp_path)])["pkg"].entry_points()
     assert groups == {
         "lazypatch.instrumentors": [
             ("mylib", "pkg.inst:MyLibInstrumentor"),
