@@ -304,9 +304,9 @@ def _version_of(filename: str) -> str:
 class Scan:
     """The distributions on one ``sys.path``, one :class:`Record` per directory, in path order."""
 
-    def __init__(self, records: "List[Record]", reused: int) -> None:
+    def __init__(self, records: "List[Record]", reused: "List[str]") -> None:
         self.records = records
-        self.reused = reused  # how many records came from a cache: tests and benchmarks read it
+        self.reused = reused  # the directories not listed again (their records were still valid)
 
     def _dist(self, record: Record, filename: str, groups=None) -> Distribution:
         stem = _stem(filename) or filename
@@ -382,7 +382,7 @@ def scan(path=None, cache_dir: "Optional[str]" = None) -> Scan:
 
         cached = _metadata_cache.load(cache_dir)
     records = []
-    reused = 0
+    reused = []
     changed = False
     for directory in wanted:
         record = _memo.get(directory)
@@ -392,7 +392,7 @@ def scan(path=None, cache_dir: "Optional[str]" = None) -> Scan:
             except (TypeError, ValueError):
                 record = None
         if record is not None and record.valid():
-            reused += 1
+            reused.append(directory)
         else:
             record = read_directory(directory)
             changed = True
