@@ -39,8 +39,11 @@ class Settings:
 
     ``disabled`` / ``enabled`` hold instrumentation names, bare (``flask``: both sources) or
     qualified by source (``opentelemetry:flask``); ``enabled`` is None when not restricted.
-    ``traces_exporters`` is None when ``OTEL_TRACES_EXPORTER`` is unset (the tracing layer then
-    picks OTLP if it is installed). ``cache_dir`` is None when the metadata cache is off.
+    ``cache_dir`` is None when the metadata cache is off.
+    ``traces_exporters`` / ``metrics_exporters`` are None when ``OTEL_TRACES_EXPORTER`` /
+    ``OTEL_METRICS_EXPORTER`` is unset (the tracing layer then picks OTLP if it is installed).
+    ``semconv`` maps ``"http"`` and ``"database"`` to their ``OTEL_SEMCONV_STABILITY_OPT_IN``
+    mode: ``"default"``, the signal's name (stable names) or ``"<signal>/dup"`` (stable and old).
     """
 
     __slots__ = (
@@ -49,9 +52,12 @@ class Settings:
         "otel_instrumentors",
         "log_level",
         "traces_exporters",
+        "metrics_exporters",
         "otlp_protocol",
+        "metrics_otlp_protocol",
         "sdk_disabled",
         "cache_dir",
+        "semconv",
     )
 
     def __init__(self, **values) -> None:
@@ -129,27 +135,67 @@ def _log_level(environ):
     return None
 
 
-def _exporters(environ):
-    raw = environ.get("OTEL_TRACES_EXPORTER")
+def _exporters(environ, variable: str):
+    raw = environ.get(variable)
     if raw is None or not raw.strip():
         return None
     names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     if not all(name.replace("_", "").isalnum() for name in names):
-        _warn("OTEL_TRACES_EXPORTER", raw, "a comma list of exporter names (console, otlp, none)")
+        _warn(variable, raw, "a comma list of exporter names (console, otlp, none)")
         return None
     return names
 
 
-def _otlp_protocol(environ):
-    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        raw = environ.get(variable)
-        if raw is None or not raw.strip():
-            continue
-        if raw.strip() in _OTLP_PROTOCOLS:
-            return raw.strip()
-        _warn(variable, raw, " or ".join(_OTLP_PROTOCOLS))
-        return "http/protobuf"
+_SEMCONV_SIGNALS = ("http", "database")
+
+
+def _semconv(environ) -> dict:
+    """Modes of ``OTEL_SEMCONV_STABILITY_OPT_IN`` for the signals lazypatch instruments.
+
+    Other signals' tokens (``gen_ai_latest_experimental``...) belong to OpenTelemetry's own
+    instrumentations and pass silently; a misspelt ``http`` / ``database`` token is warned about.
+    ``<signal>/dup`` wins over ``<signal>``, as in OpenTelemetry.
+    """
+    modes = dict.fromkeys(_SEMCONV_SIGNALS, "default")
+    raw = environ.get("OTEL_SEMCONV_STABILITY_OPT_IN")
+    if raw is None or not raw.strip():
+        return modes
+    tokens = {part.strip().lower() for part in raw.split(",") if part.strip()}
+    for token in tokens:
+        signal = token.partition("/")[0]
+        if signal in modes and token not in (signal, f"{signal}/dup"):
+            _warn(
+                "OTEL_SEMCONV_STABILITY_OPT_IN",
+                raw,
+                "a comma list of http, http/dup, database, database/dup (and other signals')",
+            )
+            return dict.fromkeys(_SEMCONV_SIGNALS, "default")
+    for signal in _SEMCONV_SIGNALS:
+        if f"{signal}/dup" in tokens:
+            modes[signal] = f"{signal}/dup"
+        elif signal in tokens:
+            modes[signal] = signal
+    return modes
+
+
+def _protocol(environ, variable: str):
+    """The OTLP protocol ``variable`` names, None when unset; warned about when invalid."""
+    raw = environ.get(variable)
+    if raw is None or not raw.strip():
+        return None
+    if raw.strip() in _OTLP_PROTOCOLS:
+        return raw.strip()
+    _warn(variable, raw, " or ".join(_OTLP_PROTOCOLS))
     return "http/protobuf"
+
+
+def _otlp_protocols(environ) -> tuple:
+    """``(traces, metrics)`` OTLP protocols: each signal's variable, else the common one."""
+    common = _protocol(environ, "OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    return tuple(
+        _protocol(environ, f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or common
+        for signal in ("TRACES", "METRICS")
+    )
 
 
 def _sdk_disabled(environ) -> bool:
@@ -187,15 +233,19 @@ def load(environ=None) -> Settings:
     for variable in _DISABLING:
         disabled |= _names(env, variable) or frozenset()
     _flag(env, "LAZYPATCH_STRICT", False)  # read again at each failure; warned about here, once
+    traces_protocol, metrics_protocol = _otlp_protocols(env)
     return Settings(
         disabled=disabled,
         enabled=_names(env, "LAZYPATCH_ENABLED_INSTRUMENTATIONS"),
         otel_instrumentors=_flag(env, "LAZYPATCH_OTEL_INSTRUMENTORS", True),
         log_level=_log_level(env),
-        traces_exporters=_exporters(env),
-        otlp_protocol=_otlp_protocol(env),
+        traces_exporters=_exporters(env, "OTEL_TRACES_EXPORTER"),
+        metrics_exporters=_exporters(env, "OTEL_METRICS_EXPORTER"),
+        otlp_protocol=traces_protocol,
+        metrics_otlp_protocol=metrics_protocol,
         sdk_disabled=_sdk_disabled(env),
         cache_dir=_cache_dir(env),
+        semconv=_semconv(env),
     )
 
 

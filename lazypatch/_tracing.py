@@ -1,4 +1,4 @@
-"""OpenTelemetry SDK set-up from the settings, deferred until the first span is about to start.
+"""OpenTelemetry SDK set-up from the settings, deferred until the first span or measurement.
 
 ``arm()`` costs one internal post-import hook on ``opentelemetry.trace``. When that module loads,
 the hook makes ``ProxyTracer`` (what the global API hands out while no tracer provider is set)
@@ -10,6 +10,11 @@ provider that the application or a distro sets before that first span is never o
 The SDK reads its own variables (resource, sampler, exporter endpoints, ``OTEL_SDK_DISABLED``,
 propagators); lazypatch only picks the exporters, because its ``otlp`` means OTLP over
 HTTP/protobuf (the SDK's default protocol is gRPC) and its default is OTLP when installed.
+
+Metrics likewise: ``arm()`` also watches the proxy instruments that OpenTelemetry's global meter
+hands out while no meter provider is set; the first measurement through one of them sets the
+SDK's meter provider up from ``OTEL_METRICS_EXPORTER`` (``none``: no provider at all), unless the
+application set one first. Both providers carry lazypatch's distro attributes on their resource.
 
 ``multiprocessing`` ends the children it forks with ``os._exit``, which skips the SDK's exit
 handler: ``arm()`` also has every ``multiprocessing`` child flush the global tracer provider when
@@ -23,18 +28,32 @@ from . import _config, _hooks
 from ._log import logger
 
 _TRACE_MODULE = "opentelemetry.trace"
+_INSTRUMENT_MODULE = "opentelemetry.metrics._internal.instrument"
 _PROCESS_MODULE = "multiprocessing.process"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
+_METRICS_EXPORTER_GROUP = "opentelemetry_metrics_exporter"
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
+# The synchronous instruments of the global meter's proxies, and the method that measures.
+_PROXY_MEASURES = (
+    ("_ProxyCounter", "add"),
+    ("_ProxyUpDownCounter", "add"),
+    ("_ProxyHistogram", "record"),
+    ("_ProxyGauge", "set"),
+)
+DISTRO_NAME = "lazypatch"
 
 _lock = RLock()
 _done = False
 _running = False
+_metrics_done = False
+_resource = None
 
 
 def arm() -> None:
-    """Have the first span started through OpenTelemetry's global API set the SDK up."""
+    """Have the first span or measurement made through OpenTelemetry's global API set the SDK's
+    tracer or meter provider up."""
     _hooks._registry.add(_TRACE_MODULE, _watch_proxy_tracer, internal=True)
+    _hooks._registry.add(_INSTRUMENT_MODULE, _watch_proxy_instruments, internal=True)
     _hooks._registry.add(_PROCESS_MODULE, _flush_when_process_ends, internal=True)
 
 
@@ -55,6 +74,31 @@ def _watch_proxy_tracer(trace) -> None:
 
     _tracer._lazypatch = True
     proxy._tracer = property(_tracer, doc=current.__doc__)
+
+
+def _watch_proxy_instruments(instrument) -> None:
+    """Make the global meter's proxy instruments call :func:`ensure_metrics` at their first
+    measurement while no meter provider is set."""
+    for class_name, method_name in _PROXY_MEASURES:
+        proxy = getattr(instrument, class_name, None)
+        measure = getattr(proxy, "__dict__", {}).get(method_name)
+        if not callable(measure) or getattr(measure, "_lazypatch", False):
+            continue
+        proxy_measure = _first_measurement(measure)
+        setattr(proxy, method_name, proxy_measure)
+
+
+def _first_measurement(measure):
+    from functools import wraps
+
+    @wraps(measure)
+    def proxy_measure(self, *args, **kwargs):
+        if not _metrics_done and self._real_instrument is None:
+            ensure_metrics()
+        return measure(self, *args, **kwargs)
+
+    proxy_measure._lazypatch = True
+    return proxy_measure
 
 
 def _flush_when_process_ends(process) -> None:
@@ -80,16 +124,20 @@ def _flush_when_process_ends(process) -> None:
 
 
 def flush() -> None:
-    """Export the spans the global tracer provider still holds, if OpenTelemetry is in use."""
-    trace = sys.modules.get(_TRACE_MODULE)
-    if trace is None:
-        return
-    try:
-        force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
-        if force_flush is not None:
-            force_flush()
-    except Exception:
-        logger().warning("flushing spans at the end of a process failed", exc_info=True)
+    """Export the spans and metrics the global providers still hold, if OpenTelemetry is in use."""
+    for module, getter in (
+        (_TRACE_MODULE, "get_tracer_provider"),
+        ("opentelemetry.metrics", "get_meter_provider"),
+    ):
+        api = sys.modules.get(module)
+        if api is None:
+            continue
+        try:
+            force_flush = getattr(getattr(api, getter)(), "force_flush", None)
+            if force_flush is not None:
+                force_flush()
+        except Exception:
+            logger().warning("flushing telemetry at the end of a process failed", exc_info=True)
 
 
 def ensure_sdk() -> None:
@@ -120,7 +168,7 @@ def _set_up(settings) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider()
+    provider = TracerProvider(resource=resource())
     for exporter in _exporters(settings):
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
@@ -157,9 +205,103 @@ def _exporters(settings) -> list:
     return exporters
 
 
-def _exporter_class(name: str):
+def _exporter_class(name: str, group: str = _EXPORTER_GROUP):
     from opentelemetry.util._importlib_metadata import entry_points
 
-    for entry_point in entry_points(group=_EXPORTER_GROUP, name=name):
+    for entry_point in entry_points(group=group, name=name):
         return entry_point.load()
     return None
+
+
+def resource():
+    """The SDK's resource from the environment, with the distro's ``telemetry.distro.name`` and
+    ``telemetry.distro.version`` (which ``OTEL_RESOURCE_ATTRIBUTES`` may still override)."""
+    global _resource
+    if _resource is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.semconv._incubating.attributes.telemetry_attributes import (
+            TELEMETRY_DISTRO_NAME,
+            TELEMETRY_DISTRO_VERSION,
+        )
+
+        try:
+            distro_version = version(DISTRO_NAME)
+        except PackageNotFoundError:
+            distro_version = "unknown"
+        distro = Resource(
+            {TELEMETRY_DISTRO_NAME: DISTRO_NAME, TELEMETRY_DISTRO_VERSION: distro_version}
+        )
+        _resource = distro.merge(Resource.create())
+    return _resource
+
+
+def ensure_metrics() -> None:
+    """Set up the SDK's meter provider now unless done, in progress in this thread, or one is
+    already set."""
+    global _metrics_done
+    if _metrics_done:
+        return
+    with _lock:
+        if _metrics_done:
+            return
+        _metrics_done = True
+        try:
+            _set_up_metrics(_config.settings())
+        except Exception:
+            logger().warning("metrics set-up failed; measurements are dropped", exc_info=True)
+
+
+def _set_up_metrics(settings) -> None:
+    from opentelemetry import metrics
+
+    if (
+        type(metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
+        or settings.sdk_disabled
+    ):
+        return
+    readers = _metric_readers(settings)
+    if not readers:
+        return
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=readers, resource=resource()))
+
+
+def _metric_readers(settings) -> list:
+    names = settings.metrics_exporters
+    otlp = _OTLP_BY_PROTOCOL[settings.metrics_otlp_protocol]
+    if names is None:
+        if _exporter_class(otlp, _METRICS_EXPORTER_GROUP) is None:
+            logger().info(
+                "no OTLP metric exporter is installed and OTEL_METRICS_EXPORTER is unset: "
+                "measurements are dropped (install lazypatch[otlp], or set OTEL_METRICS_EXPORTER)"
+            )
+            return []
+        names = ("otlp",)
+    if all(name == "none" for name in names):
+        return []
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+
+    readers = []
+    for name in names:
+        if name == "none":
+            continue
+        exporter_class = _exporter_class(otlp if name == "otlp" else name, _METRICS_EXPORTER_GROUP)
+        if exporter_class is None:
+            logger().warning(
+                "OTEL_METRICS_EXPORTER=%r: no metric exporter %r is installed (for otlp: "
+                "install lazypatch[otlp]); its measurements are dropped",
+                ",".join(names),
+                name,
+            )
+            continue
+        try:
+            if isinstance(exporter_class, type) and issubclass(exporter_class, MetricReader):
+                readers.append(exporter_class())
+            else:
+                readers.append(PeriodicExportingMetricReader(exporter_class()))
+        except Exception:
+            logger().warning("metric exporter %r failed to start", name, exc_info=True)
+    return readers

@@ -18,8 +18,11 @@ def test_defaults():
     assert settings.otel_instrumentors is True
     assert settings.log_level is None
     assert settings.traces_exporters is None
+    assert settings.metrics_exporters is None
     assert settings.otlp_protocol == "http/protobuf"
+    assert settings.metrics_otlp_protocol == "http/protobuf"
     assert settings.sdk_disabled is False
+    assert settings.semconv == {"http": "default", "database": "default"}
 
 
 def test_settings_are_frozen():
@@ -85,6 +88,33 @@ def test_exporters_and_protocol():
     assert load(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc").otlp_protocol == "grpc"
 
 
+def test_metrics_exporters_and_protocol():
+    settings = load(OTEL_METRICS_EXPORTER="none", OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="grpc")
+    assert settings.metrics_exporters == ("none",)
+    assert settings.metrics_otlp_protocol == "grpc"
+    assert settings.otlp_protocol == "http/protobuf"
+    assert load(OTEL_EXPORTER_OTLP_PROTOCOL="grpc").metrics_otlp_protocol == "grpc"
+
+
+@pytest.mark.parametrize(
+    ("value", "http", "database"),
+    [
+        ("http", "http", "default"),
+        ("database", "default", "database"),
+        (" http/dup , database ", "http/dup", "database"),
+        ("http,http/dup,database/dup", "http/dup", "database/dup"),
+        ("HTTP/DUP", "http/dup", "default"),
+        ("gen_ai_latest_experimental,database/dup", "default", "database/dup"),
+        ("", "default", "default"),
+    ],
+)
+def test_semconv_stability_opt_in(caplog, value, http, database):
+    with caplog.at_level(logging.WARNING, logger="lazypatch"):
+        settings = load(OTEL_SEMCONV_STABILITY_OPT_IN=value)
+    assert settings.semconv == {"http": http, "database": database}
+    assert not caplog.records
+
+
 def test_sdk_disabled_follows_the_sdk():
     assert load(OTEL_SDK_DISABLED="TRUE").sdk_disabled is True
     assert load(OTEL_SDK_DISABLED="false").sdk_disabled is False
@@ -99,6 +129,13 @@ def test_sdk_disabled_follows_the_sdk():
         ("LAZYPATCH_ENABLED_INSTRUMENTATIONS", "nosuch:flask", "enabled", None),
         ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "a b", "disabled", frozenset()),
         ("OTEL_TRACES_EXPORTER", "con sole", "traces_exporters", None),
+        ("OTEL_METRICS_EXPORTER", "pro metheus", "metrics_exporters", None),
+        (
+            "OTEL_SEMCONV_STABILITY_OPT_IN",
+            "http/duplicate,database",
+            "semconv",
+            {"http": "default", "database": "default"},
+        ),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon", "otlp_protocol", "http/protobuf"),
         ("OTEL_SDK_DISABLED", "yes please", "sdk_disabled", False),
     ],

@@ -4,30 +4,39 @@ context propagation and the client-call wrapper of requests and urllib.
 Imported only from an ``_instrument`` method, so OpenTelemetry is imported here at the top.
 """
 
+from time import perf_counter
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.http_attributes import (
+from opentelemetry.trace import SpanKind, StatusCode
+
+from . import error_type, report
+from ._semconv import (
+    CLIENT_ADDRESS,
+    CLIENT_PORT,
+    ERROR_TYPE,
+    HTTP_CLIENT_OLD,
     HTTP_REQUEST_METHOD,
     HTTP_REQUEST_METHOD_ORIGINAL,
     HTTP_RESPONSE_STATUS_CODE,
     HTTP_ROUTE,
-)
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.semconv.attributes.url_attributes import (
+    HTTP_SERVER_OLD,
+    HTTP_SERVER_OLD_EXTRA,
+    NETWORK_PEER_ADDRESS,
+    NETWORK_PEER_PORT,
+    NETWORK_PROTOCOL_VERSION,
+    SERVER_ADDRESS,
+    SERVER_PORT,
     URL_FULL,
     URL_PATH,
     URL_QUERY,
     URL_SCHEME,
+    USER_AGENT_ORIGINAL,
+    add_old,
+    keys,
 )
-from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
-from opentelemetry.trace import SpanKind, StatusCode
-
-from . import error_type, report
 
 # Query parameters whose values are credentials: the semantic conventions' list for url.full
 # (AWSAccessKeyId, Signature, sig, X-Goog-Signature), the other signed-URL schemes' parts, and
@@ -87,37 +96,47 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _url_attributes(url: str) -> dict:
+_STATUS_CLIENT = keys(HTTP_RESPONSE_STATUS_CODE, HTTP_CLIENT_OLD)
+SERVER_STATUS_KEYS = keys(HTTP_RESPONSE_STATUS_CODE, HTTP_SERVER_OLD)
+_VERSION_CLIENT = keys(NETWORK_PROTOCOL_VERSION, HTTP_CLIENT_OLD)
+_VERSIONS = {9: "0.9", 10: "1.0", 11: "1.1", 20: "2", 30: "3"}
+
+
+def _url_attributes(url: str) -> tuple:
     parts = urlsplit(url)
-    attributes = {URL_FULL: redact_url(url)}
+    span = {URL_FULL: redact_url(url)}
+    metric = {}
     if parts.hostname:
-        attributes[SERVER_ADDRESS] = parts.hostname
+        span[SERVER_ADDRESS] = span[NETWORK_PEER_ADDRESS] = parts.hostname
+        metric[SERVER_ADDRESS] = parts.hostname
         try:
             port = parts.port
         except ValueError:
             port = None
         port = port or _DEFAULT_PORTS.get(parts.scheme)
         if port:
-            attributes[SERVER_PORT] = port
-    return attributes
+            span[SERVER_PORT] = span[NETWORK_PEER_PORT] = metric[SERVER_PORT] = port
+    return add_old(span, HTTP_CLIENT_OLD), metric
 
 
 _url_cache = {}
 
 
-def url_attributes(url: str) -> dict:
-    """``url.full``, ``server.address``, ``server.port`` of a client request (do not mutate).
+def url_attributes(url: str) -> tuple:
+    """``(span attributes, metric attributes)`` a client request's URL gives (do not mutate):
+    ``url.full`` (redacted), ``server.address`` / ``server.port``, ``network.peer.*``, and
+    their old names in ``http/dup`` mode.
 
     Cached per URL: services call the same few endpoints, and parsing and redacting is the
     costliest part of a span's attributes. The cache is emptied when it fills up.
     """
-    attributes = _url_cache.get(url)
-    if attributes is None:
-        attributes = _url_attributes(url)
+    found = _url_cache.get(url)
+    if found is None:
+        found = _url_attributes(url)
         if len(_url_cache) >= _CACHE_SIZE:
             _url_cache.clear()
-        _url_cache[url] = attributes
-    return attributes
+        _url_cache[url] = found
+    return found
 
 
 def method_attributes(method: str, attributes: dict) -> str:
@@ -131,13 +150,18 @@ def method_attributes(method: str, attributes: dict) -> str:
     return "HTTP"
 
 
-def client_wrapper(name, tracer, prepare, status_of, status_of_error=None, setter=None):
+def client_wrapper(
+    name, tracer, prepare, response_of, status_of_error=None, setter=None, histogram=None
+):
     """A ``wrapper(wrapped, instance, args, kwargs)`` that traces one HTTP client call.
 
-    ``prepare(args, kwargs)`` returns ``(method, url, carrier, args, kwargs)`` (the call's
-    arguments, possibly rewritten so that ``carrier`` is what gets sent) or None to pass the
-    call through untraced. ``traceparent`` is injected into ``carrier`` with ``setter``.
-    ``status_of(result)`` and ``status_of_error(exception)`` give the response status code.
+    ``prepare(args, kwargs)`` returns ``(method, url, carrier, user_agent, args, kwargs)`` (the
+    call's arguments, possibly rewritten so that ``carrier`` is what gets sent) or None to pass
+    the call through untraced. ``traceparent`` is injected into ``carrier`` with ``setter``.
+    ``response_of(result)`` gives ``(status code, http.client version number or None)``, and
+    ``status_of_error(exception)`` the same of the response an exception carries, or None. The
+    call's duration
+    goes to ``histogram`` (``http.client.request.duration``) unless it is None.
     While the call runs, the context carries ``_SUPPRESS_HTTP_INSTRUMENTATION_KEY``, so the
     HTTP layers below (urllib3, http.client, ours or OpenTelemetry's) add no second span.
     """
@@ -150,6 +174,7 @@ def client_wrapper(name, tracer, prepare, status_of, status_of_error=None, sette
     start_span = tracer.start_span
     client = SpanKind.CLIENT
     inject_args = () if setter is None else (setter,)
+    record = None if histogram is None else histogram.record
 
     def wrapper(wrapped, instance, args, kwargs):
         ctx = get_current()
@@ -159,12 +184,21 @@ def client_wrapper(name, tracer, prepare, status_of, status_of_error=None, sette
         try:
             call = prepare(args, kwargs)
             if call is not None:
-                method, url, carrier, args, kwargs = call
-                attributes = dict(url_attributes(url))
-                span = start_span(method_attributes(method, attributes), ctx, client, attributes)
+                method, url, carrier, agent, args, kwargs = call
+                url_span, url_metric = url_attributes(url)
+                attributes = dict(url_span)
+                prefix = method_attributes(method, attributes)
+                if agent:
+                    attributes[USER_AGENT_ORIGINAL] = agent
+                if HTTP_CLIENT_OLD:
+                    add_old(attributes, HTTP_CLIENT_OLD)
+                span = start_span(prefix, ctx, client, attributes)
                 span_ctx = set_span_in_context(span, ctx)
                 inject(carrier, span_ctx, *inject_args)
                 token = attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, span_ctx))
+                if record is not None:
+                    metric = {**url_metric, HTTP_REQUEST_METHOD: attributes[HTTP_REQUEST_METHOD]}
+                    start = perf_counter()
         except Exception:
             abandon(name, span)
             span = None
@@ -174,16 +208,48 @@ def client_wrapper(name, tracer, prepare, status_of, status_of_error=None, sette
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             detach(token)
-            end_with_exception(name, span, exc, status_of_error, 400)
+            if record is not None:
+                elapsed = perf_counter() - start
+            code, version = end_with_exception(name, span, exc, status_of_error, 400)
+            if record is not None:
+                _record_error(name, record, elapsed, metric, exc, code, version)
             raise
         detach(token)
+        if record is not None:
+            elapsed = perf_counter() - start
         try:
-            end_with_status(span, status_of(result), 400)
+            code, version = response_of(result)
+            version = _VERSIONS.get(version)
+            if version is not None:
+                for key in _VERSION_CLIENT:
+                    span.set_attribute(key, version)
+            end_with_status(span, code, 400, _STATUS_CLIENT)
+            if record is not None:
+                metric[HTTP_RESPONSE_STATUS_CODE] = code
+                if version is not None:
+                    metric[NETWORK_PROTOCOL_VERSION] = version
+                if code >= 400:
+                    metric[ERROR_TYPE] = str(code)
+                record(elapsed, metric)
         except Exception:
             abandon(name, span)
         return result
 
     return wrapper
+
+
+def _record_error(name, record, elapsed, metric, exc, code, version) -> None:
+    try:
+        if code is None:
+            metric[ERROR_TYPE] = error_type(exc)
+        else:
+            metric[HTTP_RESPONSE_STATUS_CODE] = code
+            metric[ERROR_TYPE] = str(code) if code >= 400 else error_type(exc)
+        if version is not None:
+            metric[NETWORK_PROTOCOL_VERSION] = version
+        record(elapsed, metric)
+    except Exception:
+        report(name)
 
 
 def abandon(name: str, span) -> None:
@@ -196,25 +262,38 @@ def abandon(name: str, span) -> None:
             pass
 
 
-def end_with_status(span, code: int, error_from: int) -> None:
+def end_with_status(span, code: int, error_from: int, status_keys=_STATUS_CLIENT) -> None:
     """Record the response status (ERROR from ``error_from`` up) and end ``span``."""
-    span.set_attribute(HTTP_RESPONSE_STATUS_CODE, code)
+    for key in status_keys:
+        span.set_attribute(key, code)
     if code >= error_from:
         span.set_attribute(ERROR_TYPE, str(code))
         span.set_status(StatusCode.ERROR)
     span.end()
 
 
-def end_with_exception(name, span, exc, status_of_error=None, error_from=400) -> None:
-    """Record ``exc`` (and the status it carries, if any) as the span's error; end it."""
+def end_with_exception(name, span, exc, status_of_error=None, error_from=400) -> tuple:
+    """Record ``exc`` (and the response it carries, if any) as the client span's error; end it.
+
+    ``status_of_error(exc)`` gives ``(status code, http.client version number or None)`` of the
+    response ``exc`` carries, or None. Returns that status code and ``network.protocol.version``
+    (None each when unknown).
+    """
+    code = version = None
     try:
-        code = status_of_error(exc) if status_of_error is not None else None
-        if code is not None:
-            span.set_attribute(HTTP_RESPONSE_STATUS_CODE, code)
+        response = status_of_error(exc) if status_of_error is not None else None
+        if response is not None:
+            code, version = response[0], _VERSIONS.get(response[1])
+            for key in _STATUS_CLIENT:
+                span.set_attribute(key, code)
+            if version is not None:
+                for key in _VERSION_CLIENT:
+                    span.set_attribute(key, version)
         record_exception(span, exc, str(code) if code is not None and code >= error_from else None)
         span.end()
     except Exception:
         abandon(name, span)
+    return code, version
 
 
 def record_exception(span, exc, kind=None) -> None:
@@ -252,19 +331,64 @@ def extract(environ):
     return propagate.extract(environ, getter=environ_getter)
 
 
+def _host_and_port(environ) -> tuple:
+    """``(server.address, server.port)`` of a WSGI request: the Host header, else the server's."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST")
+    if host:
+        if host.endswith("]") or ":" not in host:
+            return host.strip("[]"), _DEFAULT_PORTS.get(scheme)
+        address, _, port = host.rpartition(":")
+        return address.strip("[]"), int(port) if port.isdecimal() else None
+    port = environ.get("SERVER_PORT")
+    return environ.get("SERVER_NAME"), int(port) if port and port.isdecimal() else None
+
+
 def server_attributes(environ, method: str, path: str, route) -> tuple:
-    """``(span name, attributes)`` of a server span for a WSGI request."""
-    attributes = {URL_PATH: path, URL_SCHEME: environ.get("wsgi.url_scheme", "http")}
-    prefix = method_attributes(method, attributes)
+    """``(span name, span attributes, metric attributes)`` of a server span for a WSGI request.
+
+    The metric attributes are those of ``http.server.request.duration``: method, scheme,
+    protocol version and route (the status is added at the end of the request).
+    """
+    scheme = environ.get("wsgi.url_scheme", "http")
+    metric = {URL_SCHEME: scheme}
+    prefix = method_attributes(method, metric)
+    attributes = {**metric, URL_PATH: path}
     query = environ.get("QUERY_STRING")
     if query:
         attributes[URL_QUERY] = redact_query(query)
+    protocol = environ.get("SERVER_PROTOCOL", "")
+    if protocol.startswith("HTTP/"):
+        attributes[NETWORK_PROTOCOL_VERSION] = metric[NETWORK_PROTOCOL_VERSION] = protocol[5:]
     if route is not None:
-        attributes[HTTP_ROUTE] = route
+        attributes[HTTP_ROUTE] = metric[HTTP_ROUTE] = route
+    try:
+        address, port = _host_and_port(environ)
+    except ValueError:
+        address = port = None
+    if address:
+        attributes[SERVER_ADDRESS] = address
+    if port:
+        attributes[SERVER_PORT] = port
     client = environ.get("REMOTE_ADDR")
     if client:
         attributes[CLIENT_ADDRESS] = client
+    client_port = environ.get("REMOTE_PORT")
+    if client_port and str(client_port).isdecimal():
+        attributes[CLIENT_PORT] = int(client_port)
     agent = environ.get("HTTP_USER_AGENT")
     if agent:
         attributes[USER_AGENT_ORIGINAL] = agent
-    return (prefix if route is None else f"{prefix} {route}"), attributes
+    if HTTP_SERVER_OLD:
+        _add_old_server(environ, attributes, path, query)
+    return (prefix if route is None else f"{prefix} {route}"), attributes, metric
+
+
+def _add_old_server(environ, attributes, path, query) -> None:
+    add_old(attributes, HTTP_SERVER_OLD)
+    server_name, host, target = HTTP_SERVER_OLD_EXTRA
+    if environ.get("SERVER_NAME"):
+        attributes[server_name] = environ["SERVER_NAME"]
+    if environ.get("HTTP_HOST"):
+        attributes[host] = environ["HTTP_HOST"]
+    attributes[target] = f"{path}?{redact_query(query)}" if query else path

@@ -1,4 +1,5 @@
-"""Flask: a SERVER span per request, through Flask's own request signals.
+"""Flask: a SERVER span and an ``http.server.request.duration`` measurement per request, through
+Flask's own request signals.
 
 The signals are sent by every application for every request, whatever the application object
 was created from, however its ``wsgi_app`` was wrapped and whenever instrumentation was switched
@@ -17,28 +18,34 @@ stops the spans of every app.
 """
 
 from .. import Instrumentor
-from . import report
+from . import error_type, report
 
 _NAME = "flask"
 _STATE = "_lazypatch_span"
 
 
 class _Request:
-    """One traced request: its span, the context token, what is known of its outcome."""
+    """One traced request: its span, the context token, what is known of its outcome (``failed``:
+    the ``error.type`` of the exception that failed it, else False), its metric attributes."""
 
-    __slots__ = ("span", "token", "status", "failed", "closing", "ended")
+    __slots__ = ("span", "token", "status", "failed", "closing", "ended", "metric", "start")
 
-    def __init__(self, span, token):
+    def __init__(self, span, token, metric, start):
         self.span = span
         self.token = token
         self.status = None
         self.failed = False
         self.closing = False
         self.ended = False
+        self.metric = metric
+        self.start = start
 
 
-def _receivers(flask, tracer):
-    """The four signal receivers, as closures over the tracer and OpenTelemetry's functions."""
+def _receivers(flask, tracer, histogram):
+    """The four signal receivers, as closures over the tracer, the ``http.server.request.duration``
+    histogram (or None) and OpenTelemetry's functions."""
+    from time import perf_counter
+
     from opentelemetry import context, trace
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
@@ -55,6 +62,8 @@ def _receivers(flask, tracer):
     set_span_in_context = trace.set_span_in_context
     start_span = tracer.start_span
     server = trace.SpanKind.SERVER
+    status_keys = _http.SERVER_STATUS_KEYS
+    record = None if histogram is None else histogram.record
 
     def end(state):
         if state.ended:
@@ -65,12 +74,27 @@ def _receivers(flask, tracer):
             if state.status is None:
                 span.end()
             elif state.failed:
-                span.set_attribute(_http.HTTP_RESPONSE_STATUS_CODE, state.status)
+                for key in status_keys:
+                    span.set_attribute(key, state.status)
                 span.end()
             else:
-                _http.end_with_status(span, state.status, 500)
+                _http.end_with_status(span, state.status, 500, status_keys)
+            if record is not None:
+                measure(state)
         except Exception:
             _http.abandon(_NAME, state.span)
+
+    def measure(state):
+        elapsed = perf_counter() - state.start
+        metric = state.metric
+        status = state.status
+        if status is not None:
+            metric[_http.HTTP_RESPONSE_STATUS_CODE] = status
+            if status >= 500:
+                metric[_http.ERROR_TYPE] = str(status)
+        if state.failed:
+            metric[_http.ERROR_TYPE] = state.failed
+        record(elapsed, metric)
 
     def started(sender, **extra):
         if get_value(_SUPPRESS_INSTRUMENTATION_KEY):
@@ -80,12 +104,13 @@ def _receivers(flask, tracer):
             request = current_request()
             environ = request.environ
             rule = request.url_rule
-            name, attributes = _http.server_attributes(
+            name, attributes, metric = _http.server_attributes(
                 environ, request.method, request.path, None if rule is None else rule.rule
             )
             parent = _http.extract(environ)
             span = start_span(name, parent, server, attributes)
-            state = _Request(span, attach(set_span_in_context(span, parent)))
+            token = attach(set_span_in_context(span, parent))
+            state = _Request(span, token, metric, perf_counter())
             request.__dict__[_STATE] = state
         except Exception:
             _http.abandon(_NAME, span)
@@ -94,8 +119,8 @@ def _receivers(flask, tracer):
         try:
             state = current_request().__dict__.get(_STATE)
             if state is not None and exception is not None and not state.failed:
-                state.failed = True
-                _http.record_exception(state.span, exception)
+                state.failed = error_type(exception)
+                _http.record_exception(state.span, exception, state.failed)
         except Exception:
             report(_NAME)
 
@@ -120,9 +145,9 @@ def _receivers(flask, tracer):
             return
         detach(state.token)
         if exc is not None and not state.failed:
-            state.failed = True
+            state.failed = error_type(exc)
             try:
-                _http.record_exception(state.span, exc)
+                _http.record_exception(state.span, exc, state.failed)
             except Exception:
                 report(_NAME)
         if not state.closing:
@@ -147,8 +172,13 @@ class FlaskInstrumentor(Instrumentor):
         import flask
         from opentelemetry import trace
 
+        from . import _semconv
+
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        self._connected = _receivers(flask, tracer)
+        histogram = _semconv.duration_histogram(
+            _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
+        )
+        self._connected = _receivers(flask, tracer, histogram)
         for signal, receiver in self._connected:
             signal.connect(receiver, weak=False)
 

@@ -1,4 +1,5 @@
-"""requests: a CLIENT span per request, traceparent injected.
+"""requests: a CLIENT span and an ``http.client.request.duration`` measurement per request,
+traceparent injected.
 
 ``Session.send`` is wrapped in place: every request goes through it, so ``requests.get`` taken
 by ``from requests import get`` before instrumentation, sessions created before it and
@@ -6,14 +7,18 @@ subclasses of ``Session`` are traced alike. Redirects followed inside one ``send
 span.
 """
 
-from operator import attrgetter
-
 from .. import Instrumentor
 
 
 def _prepare(args, kwargs):
     request = args[0] if args else kwargs["request"]
-    return request.method, request.url, request.headers, args, kwargs
+    headers = request.headers
+    return request.method, request.url, headers, headers.get("User-Agent"), args, kwargs
+
+
+def _response(response):
+    raw = response.raw
+    return response.status_code, getattr(raw, "version", None)
 
 
 class RequestsInstrumentor(Instrumentor):
@@ -25,8 +30,11 @@ class RequestsInstrumentor(Instrumentor):
     def _instrument(self, **kwargs):
         from opentelemetry import trace
 
-        from . import _http
+        from . import _http, _semconv
 
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        wrapper = _http.client_wrapper("requests", tracer, _prepare, attrgetter("status_code"))
+        histogram = _semconv.duration_histogram(
+            _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
+        )
+        wrapper = _http.client_wrapper("requests", tracer, _prepare, _response, histogram=histogram)
         self.wrap("requests.sessions", "Session.send", wrapper)

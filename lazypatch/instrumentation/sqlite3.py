@@ -1,4 +1,5 @@
-"""sqlite3: a CLIENT span per ``execute`` / ``executemany`` / ``executescript``.
+"""sqlite3: a CLIENT span and a ``db.client.operation.duration`` measurement per ``execute`` /
+``executemany`` / ``executescript``.
 
 ``sqlite3.Connection`` and ``sqlite3.Cursor`` are immutable C types, so their methods cannot be
 wrapped in place. ``sqlite3.connect`` (and ``sqlite3.dbapi2.connect``) are wrapped instead, to
@@ -15,6 +16,7 @@ lazypatch cannot reach), connections made by calling ``sqlite3.Connection`` dire
 
 import os
 import re
+from time import perf_counter
 
 from .. import Instrumentor
 from . import error_type, report
@@ -29,27 +31,22 @@ class _Tracing:
 
     def __init__(self, sqlite3):
         from opentelemetry import context, trace
-
-        # Stable database attribute names first appeared in semantic-conventions 0.50b0; older
-        # releases have the same names in the incubating module. ``sqlite`` itself is not one
-        # of the stable ``db.system.name`` values yet, so it comes from the incubating enum.
-        try:
-            from opentelemetry.semconv.attributes import db_attributes as db
-        except ImportError:  # pragma: no cover - semantic-conventions < 0.50b0
-            from opentelemetry.semconv._incubating.attributes import db_attributes as db
-        from opentelemetry.semconv._incubating.attributes.db_attributes import DbSystemNameValues
-        from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
         from opentelemetry.trace import SpanKind, StatusCode
 
+        from . import _semconv as names
+
         self.tracer = None
+        self.record = None
         self.connection_types = {}
         self.cursor_types = {}
         self.sqlite3 = sqlite3
-        self._system = {db.DB_SYSTEM_NAME: DbSystemNameValues.SQLITE.value}
-        self._namespace_key = db.DB_NAMESPACE
-        self._operation_key = db.DB_OPERATION_NAME
-        self._text_key = db.DB_QUERY_TEXT
-        self._error_type_key = ERROR_TYPE
+        self._system = {names.DB_SYSTEM_NAME: names.SQLITE}
+        self._namespace_key = names.DB_NAMESPACE
+        self._operation_key = names.DB_OPERATION_NAME
+        self._text_key = names.DB_QUERY_TEXT
+        self._old = names.DATABASE_OLD
+        self._add_old = names.add_old
+        self._error_type_key = names.ERROR_TYPE
         self._client = SpanKind.CLIENT
         self._error = StatusCode.ERROR
         self._suppress = context._SUPPRESS_INSTRUMENTATION_KEY
@@ -70,8 +67,9 @@ class _Tracing:
         return {**self._system, self._namespace_key: namespace}
 
     def describe(self, connection, sql) -> tuple:
-        """``(span name, attributes)`` of ``sql`` on ``connection``, cached per connection:
-        applications run the same few statements, and the tracer copies what it keeps."""
+        """``(span name, span attributes, metric attributes)`` of ``sql`` on ``connection``, cached
+        per connection: applications run the same few statements, and the tracer and the meter
+        copy what they keep."""
         statements = connection._lazypatch_statements
         found = statements.get(sql)
         if found is None:
@@ -79,11 +77,12 @@ class _Tracing:
             namespace = base[self._namespace_key]
             match = _FIRST_WORD.match(sql)
             if match is None:
-                found = namespace, {**base, self._text_key: sql}
+                name, metric = namespace, base
             else:
-                operation = match[1]
-                attributes = {**base, self._operation_key: operation, self._text_key: sql}
-                found = f"{operation} {namespace}", attributes
+                name = f"{match[1]} {namespace}"
+                metric = {**base, self._operation_key: match[1]}
+            attributes = self._add_old({**metric, self._text_key: sql}, self._old)
+            found = name, attributes, metric
             if len(statements) >= _CACHE_SIZE:
                 statements.clear()
             statements[sql] = found
@@ -98,34 +97,48 @@ class _Tracing:
         if ctx.get(self._suppress):
             return method(sql, *args)
         span = None
+        record = self.record
         try:
-            name, attributes = self.describe(cursor.connection, sql)
+            name, attributes, metric = self.describe(cursor.connection, sql)
             span = tracer.start_span(name, ctx, self._client, attributes)
             token = self._attach(self._set_span_in_context(span, ctx))
+            start = perf_counter()
         except Exception:
             _abandon(span)
             return method(sql, *args)
         try:
             result = method(sql, *args)
         except BaseException as exc:
+            elapsed = perf_counter() - start
             self._detach(token)
-            self._fail(span, exc)
+            kind = self._fail(span, exc)
+            if record is not None:
+                try:
+                    record(elapsed, {**metric, self._error_type_key: kind})
+                except Exception:
+                    report(_NAME)
             raise
+        elapsed = perf_counter() - start
         self._detach(token)
         try:
             span.end()
+            if record is not None:
+                record(elapsed, metric)
         except Exception:
             report(_NAME)
         return result
 
-    def _fail(self, span, exc):
+    def _fail(self, span, exc) -> str:
+        """Record ``exc`` on ``span`` and end it; return its ``error.type``."""
+        kind = error_type(exc)
         try:
             span.record_exception(exc)
-            span.set_attribute(self._error_type_key, error_type(exc))
+            span.set_attribute(self._error_type_key, kind)
             span.set_status(self._error, f"{type(exc).__name__}: {exc}")
             span.end()
         except Exception:
             _abandon(span)
+        return kind
 
     def connection_factory(self, factory):
         """The traced class to pass as ``factory=`` for the caller's ``factory`` (or None)."""
@@ -234,9 +247,15 @@ class SQLite3Instrumentor(Instrumentor):
 
         from opentelemetry import trace
 
+        from . import _semconv
+
         global _tracing
         if _tracing is None:
             _tracing = _Tracing(sqlite3)
+        histogram = _semconv.duration_histogram(
+            _semconv.DB_CLIENT_OPERATION_DURATION, __name__, kwargs.get("meter_provider")
+        )
+        _tracing.record = None if histogram is None else histogram.record
         _tracing.tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
         self.wrap("sqlite3", "connect", _tracing.connect_wrapper)
         self.wrap("sqlite3.dbapi2", "connect", _tracing.connect_wrapper)
@@ -244,3 +263,4 @@ class SQLite3Instrumentor(Instrumentor):
     def _uninstrument(self, **kwargs):
         if _tracing is not None:
             _tracing.tracer = None
+            _tracing.record = None

@@ -1,12 +1,11 @@
-"""urllib: a CLIENT span per ``http``/``https`` request made through ``urllib.request``.
+"""urllib: a CLIENT span and an ``http.client.request.duration`` measurement per ``http``/``https``
+request made through ``urllib.request``.
 
 ``OpenerDirector.open`` is wrapped in place, so ``urlopen`` (also when imported by name before
 instrumentation), openers built with ``build_opener`` before it and their subclasses are
 traced. A URL given as a string is turned into the ``Request`` that ``open`` would build, so the
 ``traceparent`` header can be added to it.
 """
-
-from operator import attrgetter
 
 from .. import Instrumentor
 
@@ -43,9 +42,14 @@ def _preparer(Request):
             args = (request, *args[1:])
         else:
             kwargs = {**kwargs, "fullurl": request}
-        return request.get_method(), request.full_url, request, args, kwargs
+        agent = request.get_header("User-agent")
+        return request.get_method(), request.full_url, request, agent, args, kwargs
 
     return prepare
+
+
+def _response(response):
+    return response.status, getattr(response, "version", None)
 
 
 class UrllibInstrumentor(Instrumentor):
@@ -61,18 +65,24 @@ class UrllibInstrumentor(Instrumentor):
 
         from opentelemetry import trace
 
-        from . import _http
+        from . import _http, _semconv
 
         def status_of_error(exc):
-            return exc.code if isinstance(exc, HTTPError) else None
+            if not isinstance(exc, HTTPError):
+                return None
+            return exc.code, getattr(exc.fp, "version", None)
 
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        histogram = _semconv.duration_histogram(
+            _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
+        )
         wrapper = _http.client_wrapper(
             "urllib",
             tracer,
             _preparer(Request),
-            attrgetter("status"),
+            _response,
             status_of_error,
             _RequestSetter,
+            histogram,
         )
         self.wrap("urllib.request", "OpenerDirector.open", wrapper)

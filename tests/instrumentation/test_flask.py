@@ -65,7 +65,13 @@ def test_route_attributes(instrument, exporter):
     assert response.json() == {"id": 7}
     span = server_span(exporter)
     assert span.name == "GET /items/<int:item_id>"
+    client_port = span.attributes["client.port"]
+    assert isinstance(client_port, int) and client_port > 0
     assert dict(span.attributes) == {
+        "server.address": "127.0.0.1",
+        "server.port": int(url.rsplit(":", 1)[1]),
+        "client.port": client_port,
+        "network.protocol.version": "1.1",
         "http.request.method": "GET",
         "http.route": "/items/<int:item_id>",
         "url.path": "/items/7",

@@ -35,6 +35,10 @@ def test_span_attributes_and_propagation(instrument, exporter, echo_url):
         "url.full": f"{echo_url}/path?q=1",
         "server.address": "127.0.0.1",
         "server.port": port,
+        "network.peer.address": "127.0.0.1",
+        "network.peer.port": port,
+        "user_agent.original": requests.utils.default_user_agent(),
+        "network.protocol.version": "1.1",
         "http.response.status_code": 200,
     }
     assert span.status.status_code is StatusCode.UNSET

@@ -1,0 +1,208 @@
+"""Semantic-convention names, and which of them each ``OTEL_SEMCONV_STABILITY_OPT_IN`` mode emits.
+
+Every mode emits the stable names (``http.request.method``, ``url.full``, ``db.query.text``...).
+``http/dup`` and ``database/dup`` add the names OpenTelemetry's own instrumentations emit by
+default (``http.method``, ``http.url``, ``db.statement``...), so that dashboards built on either
+keep working. The names come from ``opentelemetry-semantic-conventions``; the mode from
+:func:`lazypatch._config.settings`, read once per process.
+
+For an instrumentation (imported from ``_instrument``: the semantic-conventions package is not
+something startup pays for):
+
+- build a span's attributes with the stable names (the constants below), then call
+  :func:`add_old` with ``HTTP_CLIENT_OLD``, ``HTTP_SERVER_OLD`` or ``DATABASE_OLD``: the
+  ``(stable, old)`` pairs of the chosen mode, empty unless it is ``/dup``, so the stable modes pay
+  one empty loop;
+- for an attribute set later on a started span, :func:`keys` gives every name to set it under;
+- metric points carry the stable names only, in every mode, as OpenTelemetry's do;
+- :func:`duration_histogram` makes one of the three duration histograms (seconds, the buckets
+  the conventions advise).
+"""
+
+from opentelemetry.semconv._incubating.attributes import db_attributes as _old_db
+from opentelemetry.semconv._incubating.attributes import http_attributes as _old_http
+from opentelemetry.semconv._incubating.attributes import net_attributes as _old_net
+from opentelemetry.semconv._incubating.attributes.db_attributes import DbSystemNameValues
+from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.network_attributes import (
+    NETWORK_PEER_ADDRESS,
+    NETWORK_PEER_PORT,
+    NETWORK_PROTOCOL_VERSION,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import (
+    URL_FULL,
+    URL_PATH,
+    URL_QUERY,
+    URL_SCHEME,
+)
+from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+from opentelemetry.semconv.metrics.http_metrics import (
+    HTTP_CLIENT_REQUEST_DURATION,
+    HTTP_SERVER_REQUEST_DURATION,
+)
+
+from .. import _config
+
+# Stable database names first appeared outside the incubating module in semantic-conventions
+# 0.50b0, and the database duration histogram later still.
+try:
+    from opentelemetry.semconv.attributes.db_attributes import (
+        DB_NAMESPACE,
+        DB_OPERATION_NAME,
+        DB_QUERY_TEXT,
+        DB_SYSTEM_NAME,
+    )
+except ImportError:  # pragma: no cover - semantic-conventions < 0.50b0
+    from opentelemetry.semconv._incubating.attributes.db_attributes import (
+        DB_NAMESPACE,
+        DB_OPERATION_NAME,
+        DB_QUERY_TEXT,
+        DB_SYSTEM_NAME,
+    )
+try:
+    from opentelemetry.semconv.metrics.db_metrics import DB_CLIENT_OPERATION_DURATION
+except ImportError:  # pragma: no cover - older semantic-conventions
+    from opentelemetry.semconv._incubating.metrics.db_metrics import DB_CLIENT_OPERATION_DURATION
+
+__all__ = [
+    "CLIENT_ADDRESS",
+    "CLIENT_PORT",
+    "DATABASE_OLD",
+    "DB_CLIENT_OPERATION_DURATION",
+    "DB_NAMESPACE",
+    "DB_OPERATION_NAME",
+    "DB_QUERY_TEXT",
+    "DB_SYSTEM_NAME",
+    "ERROR_TYPE",
+    "HTTP_CLIENT_OLD",
+    "HTTP_CLIENT_REQUEST_DURATION",
+    "HTTP_REQUEST_METHOD",
+    "HTTP_REQUEST_METHOD_ORIGINAL",
+    "HTTP_RESPONSE_STATUS_CODE",
+    "HTTP_ROUTE",
+    "HTTP_SERVER_OLD",
+    "HTTP_SERVER_OLD_EXTRA",
+    "HTTP_SERVER_REQUEST_DURATION",
+    "NETWORK_PEER_ADDRESS",
+    "NETWORK_PEER_PORT",
+    "NETWORK_PROTOCOL_VERSION",
+    "SERVER_ADDRESS",
+    "SERVER_PORT",
+    "SQLITE",
+    "URL_FULL",
+    "URL_PATH",
+    "URL_QUERY",
+    "URL_SCHEME",
+    "USER_AGENT_ORIGINAL",
+    "add_old",
+    "duration_histogram",
+    "keys",
+    "mode",
+]
+
+SQLITE = DbSystemNameValues.SQLITE.value
+
+_HTTP_COMMON_OLD = (
+    (HTTP_REQUEST_METHOD, _old_http.HTTP_METHOD),
+    (HTTP_RESPONSE_STATUS_CODE, _old_http.HTTP_STATUS_CODE),
+    (NETWORK_PROTOCOL_VERSION, _old_http.HTTP_FLAVOR),
+    (USER_AGENT_ORIGINAL, _old_http.HTTP_USER_AGENT),
+)
+_HTTP_CLIENT_OLD = (
+    *_HTTP_COMMON_OLD,
+    (URL_FULL, _old_http.HTTP_URL),
+    (SERVER_ADDRESS, _old_net.NET_PEER_NAME),
+    (SERVER_ADDRESS, _old_http.HTTP_HOST),
+    (SERVER_PORT, _old_net.NET_PEER_PORT),
+)
+_HTTP_SERVER_OLD = (
+    *_HTTP_COMMON_OLD,
+    (URL_SCHEME, _old_http.HTTP_SCHEME),
+    (SERVER_ADDRESS, _old_net.NET_HOST_NAME),
+    (SERVER_PORT, _old_net.NET_HOST_PORT),
+    (CLIENT_ADDRESS, _old_net.NET_PEER_IP),
+    (CLIENT_PORT, _old_net.NET_PEER_PORT),
+)
+_DATABASE_OLD = (
+    (DB_SYSTEM_NAME, _old_db.DB_SYSTEM),
+    (DB_NAMESPACE, _old_db.DB_NAME),
+    (DB_OPERATION_NAME, _old_db.DB_OPERATION),
+    (DB_QUERY_TEXT, _old_db.DB_STATEMENT),
+)
+
+# Old server names that no stable attribute holds as such: the WSGI server's name, the Host
+# header as sent, and the request target (path and query), which the server instrumentation
+# fills in when HTTP_SERVER_OLD is not empty.
+HTTP_SERVER_OLD_EXTRA = (_old_http.HTTP_SERVER_NAME, _old_http.HTTP_HOST, _old_http.HTTP_TARGET)
+
+# The buckets the semantic conventions advise for these histograms (seconds).
+_HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_DB_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+_HISTOGRAMS = {
+    HTTP_CLIENT_REQUEST_DURATION: ("Duration of HTTP client requests.", _HTTP_BUCKETS),
+    HTTP_SERVER_REQUEST_DURATION: ("Duration of HTTP server requests.", _HTTP_BUCKETS),
+    DB_CLIENT_OPERATION_DURATION: ("Duration of database client operations.", _DB_BUCKETS),
+}
+
+
+def mode(signal: str) -> str:
+    """The mode of ``signal`` (``"http"`` or ``"database"``): ``"default"``, ``signal`` or
+    ``f"{signal}/dup"``."""
+    return _config.settings().semconv[signal]
+
+
+def _old_pairs(signal: str, pairs: tuple) -> tuple:
+    return pairs if mode(signal).endswith("/dup") else ()
+
+
+HTTP_CLIENT_OLD = _old_pairs("http", _HTTP_CLIENT_OLD)
+HTTP_SERVER_OLD = _old_pairs("http", _HTTP_SERVER_OLD)
+DATABASE_OLD = _old_pairs("database", _DATABASE_OLD)
+
+
+def add_old(attributes: dict, pairs: tuple) -> dict:
+    """Copy each stable attribute of ``pairs`` present in ``attributes`` under its old name."""
+    for stable, old in pairs:
+        if stable in attributes:
+            attributes[old] = attributes[stable]
+    return attributes
+
+
+def keys(stable: str, pairs: tuple) -> tuple:
+    """Every name to set the attribute ``stable`` under, given the mode's ``pairs``."""
+    return (stable, *(old for name, old in pairs if name == stable))
+
+
+def _metrics_off() -> bool:
+    settings = _config.settings()
+    if not (settings.sdk_disabled or settings.metrics_exporters == ("none",)):
+        return False
+    from opentelemetry.metrics import NoOpMeterProvider, get_meter_provider
+
+    provider = get_meter_provider()
+    return isinstance(provider, NoOpMeterProvider) or type(provider).__name__.startswith("_Proxy")
+
+
+def duration_histogram(name: str, scope: str, meter_provider=None):
+    """The histogram ``name`` (one of the three duration histograms) of instrumentation ``scope``,
+    in seconds with the advised buckets; None when metrics are switched off
+    (``OTEL_METRICS_EXPORTER=none``, or ``OTEL_SDK_DISABLED``) and no provider is given or set by
+    the application."""
+    from opentelemetry import metrics
+
+    if meter_provider is None and _metrics_off():
+        return None
+
+    description, buckets = _HISTOGRAMS[name]
+    meter = metrics.get_meter(scope, meter_provider=meter_provider)
+    return meter.create_histogram(
+        name, unit="s", description=description, explicit_bucket_boundaries_advisory=buckets
+    )
