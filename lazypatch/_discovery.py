@@ -15,7 +15,7 @@ it, and ours of the same name are shadowed by them.
 import os
 import sys
 
-from . import _hooks, _metadata, _otel
+from . import _finder, _hooks, _metadata, _otel
 from ._log import logger
 from ._metadata import Distribution
 
@@ -107,7 +107,7 @@ class Entry:
             return False
         name = self.value.partition(":")[0].strip()
         spec = getattr(sys.modules.get(name), "__spec__", None)
-        if not getattr(spec, "_initializing", False):
+        if not _finder.is_initializing(spec):
             return False
         done = []
 

@@ -10,12 +10,18 @@ body, from a circular import, from another thread) cannot be proxied any more. I
 reported by importlib's own last step, ``spec._initializing = False`` in ``_load_unlocked``: the
 spec's class is switched to a subclass whose ``_initializing`` is a property for exactly that
 span, then switched back.
+
+The finder is inserted once and never moved: a finder put in front of it later may resolve a
+watched module itself. Such a module is noticed at the finder's next call, from the names added
+to ``sys.modules`` since the last look (newest first, so the cost is the number of new names),
+and reported through ``Listener.late``.
+
+CPython's private names come from ``_cpython``, which also says what to do without them.
 """
 
 import sys
-from _frozen_importlib import _lock_unlock_module, _module_locks
-from _frozen_importlib_external import _LoaderBasics
-from _thread import _local
+
+from . import _cpython
 
 _LEGACY_FIND_MODULE = sys.version_info < (3, 12)
 
@@ -32,6 +38,10 @@ class Listener:
     def end(self, name: str, module: object, spec=None) -> None:
         """It ended with ``module`` (or ``FAILED``); if ``spec`` is given, ``unwatch(spec)``
         once reporting is over, under the listener's lock."""
+
+    def late(self, name: str) -> None:
+        """Module ``name`` was added to ``sys.modules`` without this finder (a finder in front
+        of it resolved it): fire what its hooks missed."""
 
 
 _listener = Listener()
@@ -119,7 +129,7 @@ def watch_spec(spec) -> bool:
     True if this call armed it while importlib is still executing; False if the spec is
     already watched, cannot be, or importlib finished before the switch took effect.
     """
-    if isinstance(spec, _SpecWatch) or not _swap(spec):
+    if not _cpython.spec_initializing or isinstance(spec, _SpecWatch) or not _swap(spec):
         return False
     if spec.__dict__.get("_initializing"):
         return True
@@ -139,7 +149,10 @@ def unwatch(spec) -> None:
 
 
 def is_initializing(spec) -> bool:
-    """True while importlib is executing the module of ``spec`` for a first import."""
+    """True while importlib is executing the module of ``spec`` for a first import (always
+    False if this CPython no longer flags it: then a half-built module counts as imported)."""
+    if not _cpython.spec_initializing:
+        return False
     try:
         return bool(getattr(spec, "_initializing", False))
     except Exception:
@@ -148,7 +161,8 @@ def is_initializing(spec) -> bool:
 
 def import_in_flight(name: str) -> bool:
     """True while some thread holds (or waits for) the import lock of module ``name``."""
-    return name in _module_locks
+    locks = _cpython.module_locks
+    return locks is not None and name in locks
 
 
 def wait_for_import(name: str) -> None:
@@ -157,7 +171,8 @@ def wait_for_import(name: str) -> None:
     That import may have passed ``find_spec`` before ``name`` was watched, so only its end tells
     whether the module loaded. importlib's own deadlock detection applies.
     """
-    _lock_unlock_module(name)
+    if _cpython.lock_unlock_module is not None:
+        _cpython.lock_unlock_module(name)
 
 
 def is_proxied(spec) -> bool:
@@ -205,16 +220,17 @@ class _LoaderProxy:
             pass
 
 
-_default_create_module = _LoaderBasics.create_module
-
-
 class _ExecProxy(_LoaderProxy):
     __slots__ = ()
 
     def create_module(self, spec):
+        # Looked up on the loader itself: BuiltinImporter and FrozenImporter are used as classes.
         loader = self._loader
-        create = getattr(type(loader), "create_module", None)
-        if create is None or create is _default_create_module:
+        create = getattr(loader, "create_module", None)
+        if create is None:
+            return None
+        default = _cpython.default_create_module
+        if default is not None and getattr(create, "__func__", None) is default:
             return None
         spec.loader = loader
         try:
@@ -242,7 +258,7 @@ class _ExecProxy(_LoaderProxy):
 # (remove_importlib_frames in import.c). Compiled under importlib's name, exec_module is dropped
 # with them, so a target's traceback shows no lazypatch frame.
 _ExecProxy.exec_module.__code__ = _ExecProxy.exec_module.__code__.replace(
-    co_filename="<frozen importlib._bootstrap_external>"
+    co_filename=_cpython.IMPORTLIB_FILENAME
 )
 
 
@@ -264,71 +280,43 @@ class _LegacyProxy(_LoaderProxy):
         return module
 
 
-class _MetaPath(list):
-    """``sys.meta_path`` once lazypatch is installed: a plain list, except that a finder inserted
-    in front of lazypatch's (an assertion rewriter, typeguard...) lands just behind it.
-
-    lazypatch's finder must see every watched name first; it then asks that finder itself, so
-    the finder still gets to resolve whatever it resolves.
-    """
-
-    __slots__ = ()
-
-    def insert(self, index, finder):
-        list.insert(self, index, finder)
-        _keep_first(self)
-
-    def __setitem__(self, index, value):
-        list.__setitem__(self, index, value)
-        _keep_first(self)
-
-
-_first = None  # the installed Finder
-
-
-def _keep_first(meta_path) -> None:
-    finder = _first
-    if finder is not None and meta_path and meta_path[0] is not finder and finder in meta_path:
-        list.remove(meta_path, finder)
-        list.insert(meta_path, 0, finder)
-
-
 class Finder:
     """The ``sys.meta_path`` entry; the keys of the ``watched`` dict are the names it watches."""
 
     def __init__(self, watched):
         self._watched = watched
-        self._local = _local()
+        self._threads = _cpython.thread_local()
+        self._expect = -1  # len(sys.modules) expected at the next call if nothing bypassed us
+        self._newest = None  # newest name of sys.modules at the last look
+        self._looked = 0  # len(sys.modules) at the last look
 
     def __repr__(self):
         return "<lazypatch finder>"
 
     def install(self) -> None:
-        """Put this finder first in ``sys.meta_path``, and keep it first."""
-        global _first
-        _first = self
-        meta_path = sys.meta_path
-        if type(meta_path) is list:
-            meta_path = sys.meta_path = _MetaPath(meta_path)
-        if self not in meta_path:
-            list.insert(meta_path, 0, self)
+        """Put this finder first in ``sys.meta_path``, unless it is there already."""
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+        self.mark()
 
     def uninstall(self) -> None:
         """Take this finder out of ``sys.meta_path``."""
-        global _first
-        _first = None
         while self in sys.meta_path:
             sys.meta_path.remove(self)
 
     def find_spec(self, fullname, path=None, target=None):
+        # Every name imported through this finder adds one entry to sys.modules before the next
+        # call; any other count means something else added names: look at them.
+        count = len(sys.modules)
+        if count != self._expect:
+            self.catch_up()
+        self._expect = count + 1
         if fullname not in self._watched:
-            if sys.meta_path[0] is not self:
-                self._move_first()
             return None
         try:
-            busy = self._local.names
+            busy = self._threads.names
         except AttributeError:
-            busy = self._local.names = set()
+            busy = self._threads.names = set()
         if fullname in busy:
             return None
         busy.add(fullname)
@@ -342,6 +330,37 @@ class Finder:
             return _proxied(spec)
         except Exception:
             return spec
+
+    def mark(self) -> None:
+        """Take the current ``sys.modules`` as seen."""
+        modules = sys.modules
+        self._looked = len(modules)
+        self._newest = next(reversed(modules), None) if modules else None
+
+    def catch_up(self) -> None:
+        """Report the watched names added to ``sys.modules`` since the last look, oldest first.
+
+        Walks the newest names back to the newest one of the last look, so the cost is the
+        number of names added; everything, if that name is gone or has moved.
+        """
+        watched = self._watched
+        newest = self._newest
+        modules = sys.modules
+        count = len(modules)
+        at_least = count - self._looked  # names to pass before the old newest can be trusted
+        found = []
+        try:
+            for walked, name in enumerate(reversed(modules)):
+                if name is newest and walked >= at_least:
+                    break
+                if name in watched:
+                    found.append(name)
+        except RuntimeError:  # another thread changed sys.modules: look at a snapshot
+            found = [name for name in tuple(modules) if name in watched]
+            found.reverse()
+        self.mark()
+        for name in reversed(found):
+            _listener.late(name)
 
     def _find_elsewhere(self, fullname, path, target):
         for finder in sys.meta_path:
@@ -358,15 +377,6 @@ class Finder:
             if spec is not None:
                 return spec
         return None
-
-    def _move_first(self):
-        """Someone replaced ``sys.meta_path`` or put a finder in front: get back in front."""
-        meta_path = sys.meta_path
-        try:
-            list.remove(meta_path, self)
-        except ValueError:
-            return
-        list.insert(meta_path, 0, self)
 
 
 def _spec_from_loader(fullname, loader):

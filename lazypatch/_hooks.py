@@ -122,6 +122,7 @@ class _Registry(_finder.Listener):
         self.all = []  # public hooks ever registered, for status()
         self.depth = {}  # module name -> executions in progress
         self.gens = {}  # module name -> executions begun
+        self.seen = {}  # watched name -> (module, spec) of the last execution its hooks saw
         self.offline = False  # uninstalled: hooks remember what they saw, for install()
         self.finder = _finder.Finder(self.hooks)
         self.auto_installed = False
@@ -135,6 +136,8 @@ class _Registry(_finder.Listener):
         if not self.auto_installed:
             self.auto_installed = True
             self.install()
+        else:
+            self.catch_up(module)
         hook = Hook(module, target, internal)
         with self.lock:
             self.hooks.setdefault(module, []).append(hook)
@@ -148,8 +151,13 @@ class _Registry(_finder.Listener):
             with self.lock:
                 loaded = self._arm(hook)[0] if hook._gen == gen else _MISSING
         if loaded is not _MISSING:
+            seen = (loaded, _spec_of(loaded))
             if self.offline:
-                hook._offline = (loaded, _spec_of(loaded))
+                hook._offline = seen
+            else:
+                with self.lock:
+                    if module in self.hooks:
+                        self.seen[module] = seen
             hook._run(loaded)
         return hook
 
@@ -194,6 +202,7 @@ class _Registry(_finder.Listener):
                 hooks.remove(hook)
                 if not hooks:
                     del self.hooks[hook.module]
+                    self.seen.pop(hook.module, None)
             return True
 
     def remove_target(self, module: str, target) -> bool:
@@ -231,7 +240,11 @@ class _Registry(_finder.Listener):
                     gen = self.gens.get(name, 0)
                     due = []
                     if not failed:
-                        seen = (module, _spec_of(module)) if self.offline else None
+                        seen = (module, _spec_of(module))
+                        if name in self.hooks:
+                            self.seen[name] = seen
+                        if not self.offline:
+                            seen = None
                         for hook in self.hooks.get(name, ()):
                             if hook._gen < gen:
                                 hook._gen = gen
@@ -249,6 +262,41 @@ class _Registry(_finder.Listener):
             with lock:
                 self._leave(name, spec)
             raise
+
+    def late(self, name: str) -> None:
+        """Fire the hooks of ``name`` if the module in ``sys.modules`` was executed without the
+        finder's knowledge (resolved by a finder in front of it): once per execution."""
+        if self.offline:
+            return
+        with self.lock:
+            module = self._loaded(name)
+            if module is _MISSING or name not in self.hooks:
+                return
+            spec = _spec_of(module)
+            seen = self.seen.get(name)
+            # A legacy load_module loader's module gets its __spec__ only after the execution.
+            if seen is not None and seen[0] is module and (seen[1] is None or seen[1] is spec):
+                return
+            self.seen[name] = (module, spec)
+            gen = self.gens[name] = self.gens.get(name, 0) + 1
+            due = []
+            for hook in self.hooks[name]:
+                if hook._gen < gen:
+                    hook._gen = gen
+                    due.append(hook)
+        for hook in due:
+            if hook.state != "removed":
+                hook._run(module)
+
+    def catch_up(self, name=None) -> None:
+        """Fire what executions unknown to the finder left pending: those of the names added to
+        ``sys.modules`` since the finder's last look, and of ``name`` (every watched name if
+        None: a reload by a finder in front adds no name)."""
+        if self.offline:
+            return
+        self.finder.catch_up()
+        for watched in list(self.hooks) if name is None else (name,):
+            self.late(watched)
 
     def _leave(self, name: str, spec) -> None:
         """Under the lock, in the same step that found no hook left: the execution is over."""
@@ -268,6 +316,7 @@ class _Registry(_finder.Listener):
             offline, self.offline = self.offline, False
         if offline:
             self._catch_up()
+        self.catch_up()
 
     def uninstall(self) -> None:
         with self.lock:
@@ -300,6 +349,8 @@ class _Registry(_finder.Listener):
                     ):
                         hook._gen = self.gens.get(name, 0)
                         due.append(hook)
+                if module is not _MISSING and name in self.hooks:
+                    self.seen[name] = (module, spec)
             for hook in due:
                 if hook.state != "removed":
                     hook._run(module)
@@ -345,13 +396,20 @@ def unregister_hook(module: str, hook) -> bool:
 
 
 def install() -> None:
-    """Put the finder first in ``sys.meta_path`` (automatic on first registration); idempotent."""
+    """Put the finder first in ``sys.meta_path`` (automatic on first registration); idempotent.
+
+    Also fires the hooks that missed an execution of their module meanwhile."""
     _registry.install()
 
 
 def uninstall() -> None:
     """Take the finder out of ``sys.meta_path``; pending hooks wait for :func:`install`."""
     _registry.uninstall()
+
+
+def catch_up() -> None:
+    """Fire the hooks of modules executed by a finder in front of lazypatch's (for ``status()``)."""
+    _registry.catch_up()
 
 
 def public_hooks() -> list:

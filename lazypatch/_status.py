@@ -95,6 +95,7 @@ def status() -> list:
 
     A patch's ``calls`` counts its applications; an instrumentor's ``module`` is its targets
     joined by ``","`` (the trigger module for OpenTelemetry's) and its ``calls`` counts the runs
-    of ``_instrument``.
+    of ``_instrument``. Hooks that a finder in front of lazypatch's made late fire first.
     """
+    _hooks.catch_up()
     return [*_hook_records(), *_patch_records(), *_instrumentor_records(), *_adapted_records()]

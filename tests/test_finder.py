@@ -312,8 +312,8 @@ def test_fast_path_asks_no_other_finder_for_unwatched_names():
 
 
 def test_fast_path_is_constant_time_code():
-    """No call, loop, allocation or lock on the unwatched path: only the dict test and the check
-    that keeps the finder first (inspected on the bytecode, so the test cannot be fooled by timing)."""
+    """No loop, allocation or lock on the unwatched path: the dict test and the length check of
+    ``sys.modules`` (inspected on the bytecode, so the test cannot be fooled by timing)."""
     import dis
 
     from lazypatch._finder import Finder
@@ -327,8 +327,10 @@ def test_fast_path_is_constant_time_code():
     )
 
 
-def test_a_replaced_meta_path_is_reclaimed_on_the_next_import(pyrun):
-    out = pyrun(
+def test_a_replaced_meta_path_is_left_as_it_is(pyrun):
+    """lazypatch never moves its finder back in front: a finder put before it keeps its place,
+    and watched modules it does not resolve still go through lazypatch's finder."""
+    pyrun(
         """
         import sys, lazypatch
         from lazypatch._hooks import _registry
@@ -339,12 +341,143 @@ def test_a_replaced_meta_path_is_reclaimed_on_the_next_import(pyrun):
             def find_spec(self, name, path=None, target=None):
                 return None
 
-        sys.meta_path = [Foreign(), *sys.meta_path]
-        import colorsys  # any import that reaches the finder
-        print(sys.meta_path[0] is _registry.finder)
-        import target
-        print(len(fired))
+        foreign = Foreign()
+        sys.meta_path = [foreign, *sys.meta_path]
+        import colorsys, target
+        assert type(sys.meta_path) is list
+        assert sys.meta_path[:2] == [foreign, _registry.finder], sys.meta_path
+        assert fired == [target], fired
         """,
         files={"target.py": ""},
-    ).stdout
-    assert out.split() == ["True", "1"]
+    )
+
+
+# CPython's test_pkgutil does exactly this with a catch-all importer: under an earlier lazypatch,
+# the `del` removed lazypatch's finder and left the catch-all installed for the rest of the run.
+PLAIN_LIST = """
+import importlib.abc, importlib.machinery, sys
+import lazypatch
+from lazypatch._hooks import _registry
+
+fired = []
+lazypatch.register_hook("json", lambda m: fired.append(getattr(m, "FAKE", "real")))
+
+class CatchAll(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self)
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.FAKE = "fake"
+
+before = list(sys.meta_path)
+finder = CatchAll()
+sys.meta_path.insert(0, finder)
+assert sys.meta_path[0] is finder and sys.meta_path[1:] == before
+import json
+assert json.FAKE == "fake" and fired == []
+%s
+assert sys.meta_path == before and type(sys.meta_path) is list, sys.meta_path
+assert sys.meta_path[0] is _registry.finder
+%s
+assert fired == ["fake"], fired
+del sys.modules["json"]
+import json
+assert fired == ["fake", "real"], fired
+"""
+
+
+@pytest.mark.parametrize(
+    "remove", ["del sys.meta_path[0]", "assert sys.meta_path.pop(0) is finder"]
+)
+@pytest.mark.parametrize(
+    "chance", ["import colorsys", "lazypatch.status()", "lazypatch.register_hook('x', print)"]
+)
+def test_meta_path_stays_a_plain_list_and_bypassed_hooks_run_at_the_next_chance(
+    pyrun, remove, chance
+):
+    pyrun(PLAIN_LIST % (remove, chance))
+
+
+def test_a_hook_on_a_builtin_module_keeps_its_contents(pyrun):
+    """BuiltinImporter is a class used as the loader: its create_module is the one to call."""
+    pyrun(
+        """
+        import lazypatch
+        seen = []
+        for name in ("itertools", "gc", "atexit", "_functools"):
+            lazypatch.register_hook(name, seen.append)
+        import collections, itertools, gc
+        assert itertools.chain and gc.collect and collections.OrderedDict
+        """
+    )
+
+
+# Every stdlib module this interpreter has, watched by a no-op hook from a sitecustomize, as a
+# user of `lazypatch run` might; each module is then imported and described.
+STDLIB_NAMES = """
+import sys
+def stdlib_names():
+    names = getattr(sys, "stdlib_module_names", None)
+    if names is None:  # Python 3.9
+        import pkgutil, sysconfig
+        names = set(sys.builtin_module_names)
+        names.update(m.name for m in pkgutil.iter_modules([sysconfig.get_paths()["stdlib"]]))
+    return sorted(names)
+"""
+
+WATCH_ALL = (
+    STDLIB_NAMES
+    + """
+import lazypatch.auto, lazypatch
+for name in stdlib_names():
+    lazypatch.register_hook(name, lambda module: None)
+"""
+)
+
+DESCRIBE = (
+    STDLIB_NAMES
+    + """
+import io, json, contextlib, warnings
+SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "__hello__",
+        "__phello__", "lib2to3", "ensurepip", "venv", "pydoc_data", "rlcompleter", "readline"}
+described = {}
+for name in stdlib_names():
+    if name in SKIP:
+        continue
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            __import__(name)
+        except Exception:
+            continue
+for name, module in list(sys.modules.items()):
+    if name.partition(".")[0] in SKIP or not hasattr(module, "__dict__"):
+        continue
+    described[name] = {
+        "file": getattr(module, "__file__", None),
+        "names": sorted(k for k in vars(module) if not k.startswith("_")),
+    }
+print(json.dumps(described))
+"""
+)
+
+
+def test_a_noop_hook_on_every_stdlib_module_changes_no_module(pyrun, tmp_path):
+    """Bare, then with a sitecustomize watching every stdlib name: the interpreter starts, and
+    every module keeps its __file__ (frozen ones included, 3.11+) and its public names."""
+    import json
+
+    bare = json.loads(pyrun(DESCRIBE).stdout)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WATCH_ALL)
+    watched = json.loads(pyrun(DESCRIBE, env={"PYTHONPATH": str(site)}).stdout)
+    assert "lazypatch._hooks" in watched
+    changed = {
+        name: (described, watched.get(name))
+        for name, described in bare.items()
+        if watched.get(name, described) != described
+    }
+    assert changed == {}
+    assert set(bare) - set(watched) == set()

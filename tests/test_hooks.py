@@ -407,10 +407,11 @@ def test_hook_removed_while_its_module_executes_does_not_fire(pyrun):
     assert out.strip() == "[] removed"
 
 
-def test_finder_stays_first_and_survives_foreign_finders(pyrun):
-    """A finder inserted in front after install (pytest's rewriter, typeguard) lands behind ours,
-    even when the very next import is the watched module it resolves itself."""
-    out = pyrun(
+def test_a_finder_inserted_in_front_keeps_its_place_and_its_modules_hooks_run_late(pyrun):
+    """A finder inserted in front after install (pytest's rewriter, typeguard) stays in front.
+    A watched module it does not resolve goes through lazypatch's finder as usual; one it
+    resolves itself keeps its loader, and its hooks run at the next import reaching lazypatch."""
+    pyrun(
         """
         import sys, importlib.util, lazypatch
         from lazypatch._hooks import _registry
@@ -430,14 +431,15 @@ def test_finder_stays_first_and_survives_foreign_finders(pyrun):
                 module.FROM = "foreign loader"
 
         sys.meta_path.insert(0, Foreign())
-        print(sys.meta_path[0] is _registry.finder, type(sys.meta_path[1]).__name__)
+        assert type(sys.meta_path[0]) is Foreign and sys.meta_path[1] is _registry.finder
         import target, foreign
-        print([getattr(m, "FROM", m.__name__) for m in seen])
-        print(type(foreign.__loader__).__name__, foreign.__spec__.loader is foreign.__loader__)
+        assert [m.__name__ for m in seen] == ["target"], seen
+        import colorsys
+        assert [getattr(m, "FROM", m.__name__) for m in seen] == ["target", "foreign loader"]
+        assert type(foreign.__loader__) is Foreign and foreign.__spec__.loader is foreign.__loader__
         """,
         files=TARGET,
-    ).stdout
-    assert out.splitlines() == ["True Foreign", "['target', 'foreign loader']", "Foreign True"]
+    )
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="importlib ignores find_module since 3.12")
