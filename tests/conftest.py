@@ -5,6 +5,8 @@ import os
 import pytest
 from fresh import run_python, write_modules
 
+pytest_plugins = ["pytester"]  # tests/test_testing_plugin.py runs pytest on test files it writes
+
 
 @pytest.fixture
 def pyrun(tmp_path):

@@ -75,6 +75,7 @@ def run_scenario(
     Raises :class:`ScenarioError` if a section raises or the child dies or runs past ``timeout``
     seconds, ``ValueError`` for an unknown ``order``.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, not the runner's
     if order not in SEQUENCES:
         raise ValueError(f"unknown order {order!r}: expected one of {', '.join(ORDERS)}")
     call = {
@@ -107,6 +108,7 @@ def _record(call: dict, outcome) -> None:
 
 
 def _run(call: dict) -> Scenario:
+    __tracebackhide__ = True
     order = call["order"]
     sources = {name: _source(call[name]) for name in ("instrument", "imports", "setup", "exercise")}
     steps = [(name, sources[name]) for name in SEQUENCES[order]]

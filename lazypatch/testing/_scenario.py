@@ -49,6 +49,8 @@ class ScenarioError(AssertionError):
     ``spans`` are the spans that had ended by then.
     """
 
+    __module__ = "lazypatch.testing"  # as it is imported and shown in reports
+
     def __init__(
         self,
         problem: str,

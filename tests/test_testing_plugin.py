@@ -1,0 +1,203 @@
+"""The pytest plugin of ``lazypatch.testing``, through pytest itself (``pytester``): the fixture,
+``each_order``, what loading the plugin imports, and the report of a test that fails in one order.
+"""
+
+import pytest
+
+from lazypatch.testing import ORDERS, each_order, run_scenario
+
+# A library, and an instrumentation that replaces its class in the module's namespace (as
+# OpenTelemetry's FastAPI instrumentor replaces ``fastapi.FastAPI``): an application made before
+# ``instrument()`` keeps the old class, so only the order "after_setup" loses its spans.
+WIDGETS = """
+    class App:
+        def handle(self, path):
+            return path.upper()
+"""
+WIDGETS_INSTRUMENTATION = """
+    from lazypatch import Instrumentor
+
+
+    class WidgetsInstrumentor(Instrumentor):
+        targets = ("widgets",)
+
+        def _instrument(self, **kwargs):
+            import widgets
+            from opentelemetry import trace
+
+            tracer = trace.get_tracer(__name__)
+
+            class TracedApp(widgets.App):
+                def handle(self, path):
+                    with tracer.start_as_current_span("GET " + path, kind=trace.SpanKind.SERVER):
+                        return super().handle(path)
+
+            self.replace("widgets", "App", TracedApp)
+"""
+TEST_WIDGETS = """
+    import os
+
+    from lazypatch.testing import each_order
+
+
+    @each_order
+    def test_one_server_span(lazypatch_scenario, order):
+        scenario = lazypatch_scenario(
+            instrument=\"\"\"
+                from widgets_instrumentation import WidgetsInstrumentor
+                WidgetsInstrumentor().instrument()
+            \"\"\",
+            imports="import widgets",
+            setup="app = widgets.App()",
+            exercise=\"\"\"
+                with open(RUNS, "a") as runs:
+                    runs.write("run\\\\n")
+                result = app.handle("/cart")
+            \"\"\".replace("RUNS", repr(os.environ["RUNS"])),
+            order=order,
+        )
+        assert scenario.result == "/CART"
+        assert [(s.name, s.kind) for s in scenario.spans] == [("GET /cart", "SERVER")]
+"""
+
+
+@pytest.fixture
+def widgets(pytester, tmp_path, monkeypatch):
+    """The order-sensitive library, its instrumentation and its test, in pytester's directory."""
+    pytester.makepyfile(widgets=WIDGETS, widgets_instrumentation=WIDGETS_INSTRUMENTATION)
+    pytester.makepyfile(test_widgets=TEST_WIDGETS)
+    runs = tmp_path / "runs.txt"
+    monkeypatch.setenv("RUNS", str(runs))
+    return runs
+
+
+def test_an_order_sensitive_instrumentation_fails_only_after_setup_showing_each_order(
+    pytester, widgets
+):
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_one_server_span?before_import? PASSED*",
+            "*test_one_server_span?after_import? PASSED*",
+            "*test_one_server_span?after_setup? FAILED*",
+            "*lazypatch: spans of this scenario in each order*",
+            "before_import    | after_import     | after_setup (this test)",
+            "-----------------+------------------+------------------------",
+            "GET /cart SERVER | GET /cart SERVER | (no spans)",
+        ]
+    )
+    # One run per order, and the two other orders once more for the failing test's report only.
+    assert widgets.read_text().splitlines() == ["run"] * 5
+
+
+def test_a_scenario_error_shows_in_its_column(pytester):
+    pytester.makepyfile(
+        """
+        from lazypatch.testing import each_order
+
+        @each_order
+        def test_breaks_in_one_order(lazypatch_scenario, order):
+            lazypatch_scenario(
+                instrument="seen = ('trace' in globals(), 'app' in globals())",
+                imports="from opentelemetry import trace",
+                setup="app = object()",
+                exercise='''
+                    trace.get_tracer("t").start_span("ok").end()
+                    assert seen != (True, False), "broken in this order"
+                ''',
+                order=order,
+            )
+        """
+    )
+    result = pytester.runpytest("-k", "after_import")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *ScenarioError: scenario failed in order 'after_import', section 'exercise': "
+            "AssertionError: broken in this order",
+            'E *assert seen != (True, False), "broken in this order"',
+            "before_import | after_import (this test)  | after_setup",
+            "*",
+            "ok INTERNAL   | ScenarioError in exercise | ok INTERNAL",
+            "              | ok INTERNAL               |",
+        ]
+    )
+
+
+def test_each_order_is_a_parametrize_marker_over_the_orders(pytester):
+    assert each_order.name == "parametrize"
+    assert each_order.args == ("order", ORDERS)
+    pytester.makepyfile(
+        """
+        from lazypatch.testing import each_order
+
+        @each_order
+        def test_order(order):
+            pass
+        """
+    )
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines([f"*test_order[[]{order}[]]" for order in ORDERS])
+
+
+def test_the_fixture_is_run_scenario(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        from lazypatch.testing import ScenarioError, run_scenario
+
+        def test_fixture(lazypatch_scenario):
+            assert lazypatch_scenario is run_scenario
+            scenario = lazypatch_scenario(
+                instrument="trail = ['instrument']",
+                imports="trail.append('imports')",
+                setup="trail.append('setup')",
+                exercise="trail.append('exercise'); result = trail",
+            )
+            assert scenario.result == ["instrument", "imports", "setup", "exercise"]
+            with pytest.raises(ScenarioError, match="section 'setup'"):
+                lazypatch_scenario(instrument="", imports="", setup="1 / 0", exercise="")
+            with pytest.raises(ValueError):
+                lazypatch_scenario(instrument="", imports="", exercise="", order="sideways")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_loading_the_plugin_imports_neither_opentelemetry_nor_auto(pytester):
+    """In a pytest process of its own: the plugin is loaded through its entry point, a scenario
+    runs, and the process still holds no OpenTelemetry module and no ``lazypatch.auto``."""
+    pytester.makepyfile(
+        """
+        import sys
+
+        def foreign():
+            return [m for m in sys.modules
+                    if m == "lazypatch.auto" or m.split(".")[0] == "opentelemetry"]
+
+        def test_nothing_loaded(request, lazypatch_scenario):
+            assert request.config.pluginmanager.has_plugin("lazypatch")
+            assert "lazypatch.testing._plugin" in sys.modules
+            assert foreign() == []
+            scenario = lazypatch_scenario(
+                instrument="",
+                imports="from opentelemetry import trace",
+                exercise="trace.get_tracer('t').start_span('s').end()",
+            )
+            assert [s.name for s in scenario.spans] == ["s"]
+            assert foreign() == []
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_the_plugin_is_named_lazypatch(pytester):
+    pytester.makepyfile("def test_fixture(lazypatch_scenario):\n    pass\n")
+    result = pytester.runpytest("-p", "no:lazypatch")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'lazypatch_scenario' not found*"])
+
+
+def test_run_scenario_is_what_the_plugin_hands_out():
+    assert run_scenario.__module__ == "lazypatch.testing._runner"
