@@ -67,9 +67,8 @@ def _formatted(exc: BaseException, skip_frames: int, sources: dict) -> str:
     for filename, source in sources.items():
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     tb = exc.__traceback__
-    for _ in range(skip_frames):
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
+    for _ in range(skip_frames):  # the child's own frames; none left for a SyntaxError
+        tb = tb.tb_next if tb is not None else None
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 

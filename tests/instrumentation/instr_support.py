@@ -13,9 +13,10 @@ from werkzeug.serving import make_server
 
 
 @contextlib.contextmanager
-def serve(app):
-    """Serve a WSGI app on loopback in a thread; yield its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serve(app, threaded=True):
+    """Serve a WSGI app on loopback in a thread; yield its base URL. Unthreaded, every request
+    has been handled to its end (the app's iterable closed) once the block is left."""
+    server = make_server("127.0.0.1", 0, app, threaded=threaded)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

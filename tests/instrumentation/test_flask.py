@@ -5,18 +5,16 @@ import pytest
 import requests
 from flask import Blueprint, Flask, Response, abort, stream_with_context
 from instr_support import (
-    SPANHELP,
     BrokenTracerProvider,
     lazypatch_errors,
-    script,
     serve,
-    spans_of,
     wait_for_spans,
 )
 from opentelemetry.trace import SpanKind, StatusCode
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lazypatch.instrumentation.flask import FlaskInstrumentor
+from lazypatch.testing import each_order
 
 
 def make_app(cls=Flask):
@@ -248,46 +246,37 @@ def test_broken_tracer_never_breaks_requests(instrument, caplog):
     assert len(lazypatch_errors(caplog)) == 1
 
 
-ORDER = {
-    "before import": """
-        FlaskInstrumentor().instrument()
-        from flask import Flask
-        app = Flask("app")
-    """,
-    "after import": """
-        from flask import Flask
-        FlaskInstrumentor().instrument()
-        app = Flask("app")
-    """,
-    "after the app was made and wrapped": """
-        from flask import Flask
-        from werkzeug.middleware.proxy_fix import ProxyFix
-        class App(Flask):
-            pass
-        app = App("app")
-        app.wsgi_app = ProxyFix(app.wsgi_app)
-        FlaskInstrumentor().instrument()
-    """,
-}
-
-
-@pytest.mark.parametrize("order", ORDER)
-def test_order_matrix(pyrun, order):
-    code = script(
-        """
-        import spanhelp, urllib.request
-        from lazypatch.instrumentation.flask import FlaskInstrumentor
+@each_order
+def test_order_matrix(lazypatch_scenario, order):
+    """An app of a subclass, behind middleware, made before: traced in every order, then not."""
+    scenario = lazypatch_scenario(
+        instrument="""
+            from lazypatch.instrumentation.flask import FlaskInstrumentor
+            FlaskInstrumentor().instrument()
         """,
-        ORDER[order],
-        """
-        app.add_url_rule("/hello/<name>", "hello", lambda name: name)
-        url = spanhelp.serve(app)
-        assert urllib.request.urlopen(url + "/hello/x").read() == b"x"
-        spanhelp.dump(1)
+        imports="""
+            from urllib.request import urlopen
+            from flask import Flask
+            from werkzeug.middleware.proxy_fix import ProxyFix
+            from instr_support import serve
         """,
+        setup="""
+            class App(Flask):
+                pass
+            app = App("app")
+            app.wsgi_app = ProxyFix(app.wsgi_app)
+            app.add_url_rule("/hello/<name>", "hello", lambda name: name)
+        """,
+        exercise="""
+            with serve(app, threaded=False) as url:  # closed: the request and its span are done
+                result = urlopen(url + "/hello/x").read().decode()
+        """,
+        uninstrument="FlaskInstrumentor().uninstrument()",
+        order=order,
     )
-    spans = spans_of(pyrun(code, files={"spanhelp.py": SPANHELP}))
-    assert [(s["name"], s["kind"]) for s in spans] == [("GET /hello/<name>", "SERVER")]
+    assert scenario.result == "x"
+    assert [(s.name, s.kind) for s in scenario.spans] == [("GET /hello/<name>", "SERVER")]
+    assert scenario.after_uninstrument == []
 
 
 def test_a_built_response_ends_its_span_without_close(instrument, exporter):

@@ -3,11 +3,11 @@
 import logging
 
 import pytest
-from instr_support import SPANHELP, script
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from lazypatch.instrumentation.logging import LoggingInstrumentor
+from lazypatch.testing import each_order
 
 FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
 
@@ -85,22 +85,38 @@ def test_uninstrument_restores_exactly(instrument, provider, kept):
     assert not set(FIELDS) & set(vars(records[0]))
 
 
-def test_before_import_in_a_fresh_interpreter(pyrun):
-    code = script(
-        """
-        import sys
-        from lazypatch.instrumentation.logging import LoggingInstrumentor
-        assert "logging" not in sys.modules, "logging imported too early"
-        LoggingInstrumentor().instrument()
-        import logging
-        import spanhelp
-        logging.basicConfig(format="%(otelTraceID)s-%(otelSpanID)s-%(message)s")
-        with spanhelp.provider.get_tracer("t").start_as_current_span("s") as span:
-            logging.getLogger("app").warning("hello")
-        ctx = span.get_span_context()
-        print(f"EXPECTED {ctx.trace_id:032x}-{ctx.span_id:016x}-hello")
-        """
+@each_order
+def test_order_matrix(lazypatch_scenario, order):
+    """A logger and handler made before: records get the span's ids in every order, then not;
+    importing the instrumentation imports no ``logging``."""
+    scenario = lazypatch_scenario(
+        instrument="""
+            import sys
+            before = "logging" in sys.modules
+            from lazypatch.instrumentation.logging import LoggingInstrumentor
+            LoggingInstrumentor().instrument()
+            imported_logging, instrumented = not before and "logging" in sys.modules, True
+        """,
+        imports="import logging",
+        setup="""
+            records = []
+            handler = logging.Handler()
+            handler.emit = records.append
+            logging.getLogger("app").addHandler(handler)
+        """,
+        exercise="""
+            from opentelemetry import trace
+            with trace.get_tracer("t").start_as_current_span("work"):
+                logging.getLogger("app").warning("hello")
+            record = records.pop()
+            assert hasattr(record, "otelSpanID") is instrumented
+            if instrumented:
+                line = logging.Formatter("%(otelTraceID)s-%(otelSpanID)s-%(message)s").format(record)
+                result = [imported_logging, line]
+        """,
+        uninstrument="LoggingInstrumentor().uninstrument()\ninstrumented = False",
+        order=order,
     )
-    proc = pyrun(code, files={"spanhelp.py": SPANHELP})
-    expected = proc.stdout.split("EXPECTED ")[1].strip()
-    assert proc.stderr.strip() == expected
+    (work,) = scenario.spans
+    assert scenario.result == [False, f"{work.trace_id:032x}-{work.span_id:016x}-hello"]
+    assert [s.name for s in scenario.after_uninstrument] == ["work"]

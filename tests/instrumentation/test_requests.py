@@ -1,21 +1,17 @@
 """requests: one CLIENT span per request at ``Session.send``, whenever things were imported."""
 
-import json
-
 import pytest
 import requests
 from instr_support import (
-    SPANHELP,
     BrokenTracerProvider,
     context_value,
     lazypatch_errors,
-    script,
-    spans_of,
 )
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from lazypatch.instrumentation.requests import RequestsInstrumentor
+from lazypatch.testing import each_order
 
 
 def ids_of(traceparent):
@@ -184,41 +180,25 @@ def test_broken_propagator_never_breaks_the_call(instrument, exporter, echo_url,
     assert context.get_current() == context.Context()
 
 
-ORDER = {
-    "before import": """
-        RequestsInstrumentor().instrument()
-        import requests
-        get = requests.get
-    """,
-    "after import": """
-        import requests
-        RequestsInstrumentor().instrument()
-        get = requests.get
-    """,
-    "after references were captured": """
-        from requests import get
-        import requests
-        session = requests.Session()
-        RequestsInstrumentor().instrument()
-        get = session.get
-    """,
-}
-
-
-@pytest.mark.parametrize("order", ORDER)
-def test_order_matrix(pyrun, order):
-    code = script(
-        """
-        import spanhelp
-        from lazypatch.instrumentation.requests import RequestsInstrumentor
+@each_order
+def test_order_matrix(lazypatch_scenario, order, echo_url):
+    """Captured ``get``, a session of a subclass made before: traced in every order, then not."""
+    scenario = lazypatch_scenario(
+        instrument="""
+            from lazypatch.instrumentation.requests import RequestsInstrumentor
+            RequestsInstrumentor().instrument()
         """,
-        ORDER[order],
-        """
-        url = spanhelp.serve(spanhelp.echo_app)
-        assert get(url).status_code == 200
-        spanhelp.dump()
+        imports="import requests\nfrom requests import get",
+        setup="""
+            class MySession(requests.Session):
+                pass
+            session = MySession()
         """,
+        exercise=f"result = [get({echo_url!r}).json(), session.get({echo_url!r}).json()]",
+        uninstrument="RequestsInstrumentor().uninstrument()",
+        order=order,
     )
-    proc = pyrun(code, files={"spanhelp.py": SPANHELP})
-    spans = spans_of(proc)
-    assert [(s["name"], s["kind"]) for s in spans] == [("GET", "CLIENT")], json.dumps(spans)
+    assert [(s.name, s.kind) for s in scenario.spans] == [("GET", "CLIENT")] * 2
+    sent = [ids_of(body["traceparent"]) for body in scenario.result]
+    assert sent == [(s.trace_id, s.span_id) for s in scenario.spans]
+    assert scenario.after_uninstrument == []

@@ -4,17 +4,15 @@ import sqlite3
 
 import pytest
 from instr_support import (
-    SPANHELP,
     BrokenTracerProvider,
     context_value,
     lazypatch_errors,
-    script,
-    spans_of,
 )
 from opentelemetry import context
 from opentelemetry.trace import SpanKind, StatusCode
 
 from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+from lazypatch.testing import each_order
 
 
 @pytest.fixture
@@ -160,52 +158,40 @@ def test_broken_tracer_never_breaks_queries(instrument, caplog):
     assert len(lazypatch_errors(caplog)) == 1
 
 
-ORDER = {
-    "before import": """
-        SQLite3Instrumentor().instrument()
-        import sqlite3
-        connect = sqlite3.connect
-    """,
-    "after import": """
-        import sqlite3
-        SQLite3Instrumentor().instrument()
-        connect = sqlite3.connect
-    """,
-    "after the module was captured": """
-        import sqlite3 as db
-        SQLite3Instrumentor().instrument()
-        connect = db.connect
-    """,
-}
-
-
-@pytest.mark.parametrize("order", ORDER)
-def test_order_matrix(pyrun, order):
-    code = script(
-        """
-        import spanhelp
-        from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+@each_order
+def test_order_matrix(lazypatch_scenario, order, db):
+    """The module and ``dbapi2`` captured before: a span per statement in every order, then not."""
+    scenario = lazypatch_scenario(
+        instrument="""
+            from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+            SQLite3Instrumentor().instrument()
         """,
-        ORDER[order],
-        """
-        connect(":memory:").execute("SELECT 1")
-        spanhelp.dump()
+        imports="import sqlite3 as db",
+        setup="from sqlite3 import dbapi2",
+        exercise=f"""
+            db.connect({db!r}).execute("CREATE TABLE IF NOT EXISTS t (x)")
+            result = dbapi2.connect({db!r}).cursor().execute("SELECT count(*) FROM t").fetchone()
         """,
+        uninstrument="SQLite3Instrumentor().uninstrument()",
+        order=order,
     )
-    spans = spans_of(pyrun(code, files={"spanhelp.py": SPANHELP}))
-    assert [(s["name"], s["kind"]) for s in spans] == [("SELECT :memory:", "CLIENT")]
+    assert scenario.result == [0]
+    assert [(s.name, s.kind) for s in scenario.spans] == [
+        (f"CREATE {db}", "CLIENT"),
+        (f"SELECT {db}", "CLIENT"),
+    ]
+    assert scenario.after_uninstrument == []
 
 
-def test_captured_connect_function_is_a_known_limit(pyrun):
+def test_captured_connect_function_is_a_known_limit(lazypatch_scenario):
     """``from sqlite3 import connect`` before instrumentation binds the builtin itself."""
-    code = script(
-        """
-        import spanhelp
-        from sqlite3 import connect
-        from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
-        SQLite3Instrumentor().instrument()
-        connect(":memory:").execute("SELECT 1")
-        spanhelp.dump()
-        """
+    scenario = lazypatch_scenario(
+        instrument="""
+            from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+            SQLite3Instrumentor().instrument()
+        """,
+        imports="from sqlite3 import connect",
+        exercise='connect(":memory:").execute("SELECT 1")',
+        order="after_import",
     )
-    assert spans_of(pyrun(code, files={"spanhelp.py": SPANHELP})) == []
+    assert scenario.spans == []

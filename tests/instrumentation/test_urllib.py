@@ -6,17 +6,15 @@ import urllib.request
 
 import pytest
 from instr_support import (
-    SPANHELP,
     BrokenTracerProvider,
     context_value,
     lazypatch_errors,
-    script,
-    spans_of,
 )
 from opentelemetry import context
 from opentelemetry.trace import SpanKind, StatusCode
 
 from lazypatch.instrumentation.urllib import UrllibInstrumentor
+from lazypatch.testing import each_order
 
 
 def body(response):
@@ -103,39 +101,23 @@ def test_broken_tracer_never_breaks_the_call(instrument, echo_url, caplog):
     assert len(lazypatch_errors(caplog)) == 1
 
 
-ORDER = {
-    "before import": """
-        UrllibInstrumentor().instrument()
-        from urllib.request import urlopen
-    """,
-    "after import": """
-        import urllib.request
-        UrllibInstrumentor().instrument()
-        urlopen = urllib.request.urlopen
-    """,
-    "after references were captured": """
-        from urllib.request import urlopen, build_opener
-        opener = build_opener()
-        UrllibInstrumentor().instrument()
-        assert opener.open(spanhelp.serve(spanhelp.echo_app)).read()
-    """,
-}
-
-
-@pytest.mark.parametrize("order", ORDER)
-def test_order_matrix(pyrun, order):
-    code = script(
-        """
-        import spanhelp
-        from lazypatch.instrumentation.urllib import UrllibInstrumentor
+@each_order
+def test_order_matrix(lazypatch_scenario, order, echo_url):
+    """Captured ``urlopen``, an opener built before: traced in every order, then not."""
+    scenario = lazypatch_scenario(
+        instrument="""
+            from lazypatch.instrumentation.urllib import UrllibInstrumentor
+            UrllibInstrumentor().instrument()
         """,
-        ORDER[order],
-        """
-        url = spanhelp.serve(spanhelp.echo_app)
-        assert urlopen(url).read()
-        spanhelp.dump()
+        imports="from urllib.request import build_opener, urlopen",
+        setup="opener = build_opener()",
+        exercise=f"""
+            with urlopen({echo_url!r}) as first, opener.open({echo_url!r}) as second:
+                result = [first.status, second.status]
         """,
+        uninstrument="UrllibInstrumentor().uninstrument()",
+        order=order,
     )
-    spans = spans_of(pyrun(code, files={"spanhelp.py": SPANHELP}))
-    expected = 2 if order == "after references were captured" else 1
-    assert [(s["name"], s["kind"]) for s in spans] == [("GET", "CLIENT")] * expected
+    assert scenario.result == [200, 200]
+    assert [(s.name, s.kind) for s in scenario.spans] == [("GET", "CLIENT")] * 2
+    assert scenario.after_uninstrument == []
