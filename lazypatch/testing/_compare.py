@@ -52,16 +52,23 @@ def side_by_side(outcomes: dict, this_order: str, uninstrument: bool) -> str:
 
 
 def _lines(spans: list[SpanRecord]) -> list[str]:
+    """A tree: each span under its parent, siblings in the order they ended."""
     if not spans:
         return ["(no spans)"]
-    parents = {span.span_id: span.parent_id for span in spans}
-    lines = []
+    ids = {span.span_id for span in spans}
+    children: dict = {}
     for span in spans:
-        depth, parent = 0, span.parent_id
-        while parent in parents and depth < len(spans):
-            depth, parent = depth + 1, parents[parent]
-        error = " ERROR" if span.status == "ERROR" else ""
-        lines.append(f"{'  ' * depth}{span.name} {span.kind}{error}")
+        parent = span.parent_id if span.parent_id in ids else None
+        children.setdefault(parent, []).append(span)
+    lines: list[str] = []
+
+    def walk(parent, depth: int) -> None:
+        for span in children.get(parent, ()):
+            error = " ERROR" if span.status == "ERROR" else ""
+            lines.append(f"{'  ' * depth}{span.name} {span.kind}{error}")
+            walk(span.span_id, depth + 1)
+
+    walk(None, 0)
     return lines
 
 
