@@ -8,6 +8,11 @@ discovery scans them. A second table measures what lazypatch defers: ``import re
 ``from flask import Flask`` with ``lazypatch.auto`` against bare, i.e. the price of loading
 wrapt and the instrumentation at that moment.
 
+A third table measures discovery at scale: ``import lazypatch.auto`` in an environment padded to
+1,000 installed distributions (a tenth of them with an ``entry_points.txt``), cold (an empty
+metadata cache before every run: the first start after an install) and warm (the cache of the
+previous start), against bare in that same environment.
+
 Run: ``python benchmarks/startup.py [--rounds N] [--quick] [--output FILE] [--json FILE]``; writes
 benchmarks/results/startup.md (or ``--output``; with ``--quick``, only ``--output``).
 """
@@ -28,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
 TARGET_DISTRIBUTIONS = 100
+AT_SCALE = 1000
 # The variants' names in the JSON output (the report's tables and chart): short, and the same for
 # the wall time and the RSS groups.
 SHORT_NAMES = {
@@ -46,15 +52,19 @@ def _distribution_count() -> int:
     return len({d.metadata["Name"] for d in distributions()})
 
 
-def _pad(directory: Path, count: int) -> None:
-    """``count`` empty distributions (METADATA and a console script each) in ``directory``."""
+def _pad(directory: Path, count: int, scripts_every: int = 1) -> None:
+    """``count`` empty distributions in ``directory``: METADATA each, and a console script in
+    every ``scripts_every``-th one. Dated a minute back, as an install that is not brand new."""
     for index in range(count):
         info = directory / f"padding_{index}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: padding-{index}\nVersion: 1.0\n"
         )
-        (info / "entry_points.txt").write_text(f"[console_scripts]\npad{index} = pad:main\n")
+        if index % scripts_every == 0:
+            (info / "entry_points.txt").write_text(f"[console_scripts]\npad{index} = pad:main\n")
+    old = time.time() - 60
+    os.utime(directory, (old, old))
 
 
 def _run(command, env):
@@ -117,6 +127,44 @@ def _measure(variants, env, rounds):
     return samples
 
 
+AT_SCALE_NAMES = {
+    "python -c pass": "bare",
+    "python -c 'import lazypatch.auto', cold cache": "lazypatch.auto, cold",
+    "python -c 'import lazypatch.auto', warm cache": "lazypatch.auto, warm",
+}
+
+
+def _measure_at_scale(base_env, rounds):
+    """bare, cold and warm at :data:`AT_SCALE` distributions; cold and warm use two caches."""
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as root:
+        padding, cold, warm = (Path(root) / name for name in ("padding", "cold", "warm"))
+        padding.mkdir()
+        env = dict(base_env, PYTHONPATH=str(padding))
+        _pad(padding, max(0, AT_SCALE - _distribution_count()), scripts_every=10)
+        auto = [python, "-c", "import lazypatch.auto"]
+        variants = {
+            "python -c pass": ([python, "-c", "pass"], env),
+            "python -c 'import lazypatch.auto', cold cache": (
+                auto,
+                dict(env, LAZYPATCH_CACHE_DIR=str(cold)),
+            ),
+            "python -c 'import lazypatch.auto', warm cache": (
+                auto,
+                dict(env, LAZYPATCH_CACHE_DIR=str(warm)),
+            ),
+        }
+        _run(*variants["python -c 'import lazypatch.auto', warm cache"])
+        names = list(variants)
+        samples = {name: [] for name in names}
+        for index in range(rounds):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                shutil.rmtree(cold, ignore_errors=True)
+                samples[name].append(_run(*variants[name]))
+    return samples
+
+
 def _table(samples, baseline):
     base_wall = statistics.median(w for w, _ in samples[baseline])
     base_rss = statistics.median(r for _, r in samples[baseline])
@@ -134,7 +182,7 @@ def _table(samples, baseline):
     return "\n".join(lines)
 
 
-def _json_groups(startup_samples, deferred_samples):
+def _json_groups(startup_samples, deferred_samples, scale_samples):
     """Wall time (ms) and peak RSS (MiB) per variant: startup (charted), then what is deferred.
 
     A peer that is not installed has no samples.
@@ -164,6 +212,16 @@ def _json_groups(startup_samples, deferred_samples):
             )
             for quantity, unit, pick in quantities
         ]
+    scale = {short: scale_samples[name] for name, short in AT_SCALE_NAMES.items()}
+    groups += [
+        _common.group(
+            f"{AT_SCALE:,} distributions: {quantity}",
+            unit,
+            {name: [pick(run) for run in runs] for name, runs in scale.items()},
+            chart=False,
+        )
+        for quantity, unit, pick in quantities
+    ]
     return groups
 
 
@@ -194,6 +252,7 @@ def main() -> int:
         )
         startup_samples = _measure(startup, env, rounds)
         deferred_samples = _measure(deferred, env, rounds)
+    scale_samples = _measure_at_scale(env, rounds)
     parts = [
         "# Startup cost of auto-instrumentation",
         "",
@@ -217,13 +276,20 @@ def main() -> int:
             "from flask import Flask: bare",
         ),
         "",
+        f"## At {AT_SCALE:,} installed distributions (a tenth with an entry_points.txt)",
+        "",
+        "Cold: the metadata cache is emptied before every run (the first start after an "
+        "install). Warm: the cache the previous start left.",
+        "",
+        _table(scale_samples, "python -c pass"),
+        "",
     ]
     report = "\n".join(parts)
     print(report)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
-    groups = _json_groups(startup_samples, deferred_samples)
+    groups = _json_groups(startup_samples, deferred_samples, scale_samples)
     _common.write_json(args.json, "Startup cost of auto-instrumentation", groups)
     return 0
 
