@@ -208,8 +208,19 @@ def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
         reason = settings.exclusion(entry.source, entry.name)
         if reason is not None:
             entry.state, entry.reason = "disabled", reason
+    if eager:
+        _log_deferred(ours + theirs)
     _metadata.save_if_changed(scan, cache_dir)
     return ours + theirs + hooks
+
+
+def _log_deferred(entries) -> None:
+    external = sorted(e.name for e in entries if e.state == "external")
+    logger().info(
+        "under opentelemetry-instrument: OpenTelemetry's loader instruments %s at start-up; "
+        "lazypatch leaves those to it and arms the rest",
+        ", ".join(external) or "nothing",
+    )
 
 
 def _shadowed_by(winner: Entry) -> str:
@@ -263,6 +274,7 @@ def defer_to_eager_loader() -> None:
                 entry.hook.remove()
                 entry.hook = None
                 entry.state, entry.reason = "shadowed", _shadowed_by(winner)
+    _log_deferred(entries)
 
 
 _STATUS = {"armed": "pending"}
