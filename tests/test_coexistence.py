@@ -331,6 +331,8 @@ def test_opentelemetry_instrument(tmp_path, order):
         pytest.skip("opentelemetry-instrument is not installed")
     write_modules(tmp_path, {"main.py": OTEL_APP, **PACKAGE})
     env = dict(os.environ, OTEL_TRACES_EXPORTER="none", PYTHONPATH=str(tmp_path))
+    # opentelemetry-distro's defaults for the other signals: OTLP over gRPC, not installed here
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
     if order == "lazypatch first":  # lazypatch's sitecustomize runs, then OpenTelemetry's
         argv = [command, BIN / "lazypatch", "run", "--", sys.executable, "main.py"]
     else:  # OpenTelemetry instruments at start-up; the application imports lazypatch.auto
