@@ -66,9 +66,11 @@ class Instrumentor:
     def _uninstrument(self, **kwargs) -> None:
         """Undo what tracked patches do not cover. Optional: tracked patches are removed anyway."""
 
-    def wrap(self, module: "str | ModuleType", path: str, wrapper) -> "_patches.Patch":  # noqa: F821
+    def wrap(  # noqa: F821
+        self, module: "str | ModuleType", path: str, wrapper, *, in_place: bool = False
+    ) -> "_patches.Patch":
         """Like :func:`lazypatch.wrap`, removed by :meth:`uninstrument`."""
-        return self._track(_patches.wrap(module, path, wrapper))
+        return self._track(_patches.wrap(module, path, wrapper, in_place=in_place))
 
     def replace(self, module: "str | ModuleType", path: str, value: object) -> "_patches.Patch":  # noqa: F821
         """Like :func:`lazypatch.replace`, removed by :meth:`uninstrument`."""

@@ -36,6 +36,7 @@ class Patch:
         "state",
         "original",
         "error",
+        "in_place",
         "calls",
         "_seconds",
         "_make",
@@ -43,15 +44,16 @@ class Patch:
         "_applied",
     )
 
-    def __init__(self, module: str, path: str, make) -> None:
+    def __init__(self, module: str, path: str, make, in_place: bool = False) -> None:
         self.module = module
         self.path = path
         self.state = "pending"
         self.original = None
         self.error = None
+        self.in_place = in_place
         self.calls = 0
         self._seconds = 0.0
-        self._make = make
+        self._make = make  # makes a layer; for an in-place patch, the wrapper
         self._hook = None
         self._applied = []
 
@@ -70,7 +72,10 @@ class Patch:
             hook.remove()
         with _lock:
             for layer in reversed(applied):
-                _undo(layer)
+                if self.in_place:
+                    layer.undo()
+                else:
+                    _undo(layer)
 
     def _apply(self, module) -> None:
         start = perf_counter()
@@ -106,6 +111,9 @@ class Patch:
                 f"cannot patch {self.module}:{self.path}: looking it up raised "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        if self.in_place:
+            self.original = self._apply_in_place(parent, _beneath(current))
+            return
         for layer in self._applied:
             if layer.parent is parent and layer.attribute == attribute:
                 if _above(layer, _slot(parent, attribute)) is not _NOT_FOUND:
@@ -120,15 +128,34 @@ class Patch:
         self._applied.append(layer)
         self.original = current
 
+    def _apply_in_place(self, parent, found):
+        from . import _inplace
 
-def wrap(module: "str | ModuleType", path: str, wrapper) -> Patch:  # noqa: F821
+        where = f"cannot patch {self.module}:{self.path} in place"
+        try:
+            function, method = _inplace.target_of(found, isinstance(parent, type))
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+        try:
+            layer = _inplace.apply(self, function, self._make, method)
+        except Exception as exc:
+            raise TypeError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        if layer is not None:
+            self._applied.append(layer)
+        return function
+
+
+def wrap(module: "str | ModuleType", path: str, wrapper, *, in_place: bool = False) -> Patch:  # noqa: F821
     """Wrap ``module``'s attribute at ``path`` with ``wrapper(wrapped, instance, args, kwargs)``.
 
     Applied now if the module is imported, else the moment it loads, and again at each reload
-    (one layer, never two). Nothing is imported until then.
+    (one layer, never two). Nothing is imported until then. With ``in_place``, the function
+    itself is changed, so that references taken before the patch call the wrapper too.
     """
     if not callable(wrapper):
         raise TypeError(f"wrapper must be callable, got {wrapper!r}")
+    if in_place:
+        return _create(module, path, wrapper, in_place=True)
     return _create(
         module,
         path,
@@ -149,7 +176,7 @@ def all_patches() -> list:
         return list(_all)
 
 
-def _create(module, path, make) -> Patch:
+def _create(module, path, make, in_place: bool = False) -> Patch:
     if path.__class__ is not str or "" in path.split("."):
         raise ValueError(f"path must be a dotted attribute path, got {path!r}")
     if module.__class__ is str:
@@ -159,7 +186,7 @@ def _create(module, path, make) -> Patch:
         if name.__class__ is not str:
             raise TypeError(f"module must be a module name or a module, got {module!r}")
         target = None if sys.modules.get(name) is module else module
-    patch = Patch(name, path, make)
+    patch = Patch(name, path, make, in_place)
     with _lock:
         _all.append(patch)
     if target is None:
@@ -380,6 +407,16 @@ def _above(layer, top):
         above = entry
         entry = _next(entry)
     return _NOT_FOUND
+
+
+def _beneath(entry):
+    """What ``entry`` holds beneath lazypatch's own wrap layers: the module's original object."""
+    for _ in range(_MAX_CHAIN):
+        layer = _layers.get(id(entry))
+        if layer is None or (entry is not layer.descriptor and entry is not layer.function):
+            break
+        entry = layer.target
+    return entry
 
 
 def _undo(layer) -> None:
