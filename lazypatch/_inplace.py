@@ -1,4 +1,4 @@
-"""In-place patches (``wrap(..., in_place=True)``): a Python function's code swapped for a trampoline.
+"""In-place patches (``wrap(..., in_place=True)``): a function's code swapped for a trampoline.
 
 An ordinary patch replaces an attribute, so a reference taken earlier keeps the original. Here the
 function object itself changes: its ``__code__`` becomes a *trampoline*, a code object with the
@@ -278,7 +278,8 @@ def _source(code, method: bool):
 
     kwargs = dstar or "{}"
     if keywords:
-        kwargs = "{%s}" % ", ".join([f"{k!r}: {k}" for k in keywords] + [f"**{dstar}"] * bool(dstar))
+        items = [f"{name!r}: {name}" for name in keywords] + ([f"**{dstar}"] if dstar else [])
+        kwargs = "{" + ", ".join(items) + "}"
 
     def packed(items, rest):
         if items:

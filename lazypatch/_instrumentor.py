@@ -66,8 +66,13 @@ class Instrumentor:
     def _uninstrument(self, **kwargs) -> None:
         """Undo what tracked patches do not cover. Optional: tracked patches are removed anyway."""
 
-    def wrap(  # noqa: F821
-        self, module: "str | ModuleType", path: str, wrapper, *, in_place: bool = False
+    def wrap(
+        self,
+        module: "str | ModuleType",  # noqa: F821
+        path: str,
+        wrapper,
+        *,
+        in_place: bool = False,
     ) -> "_patches.Patch":
         """Like :func:`lazypatch.wrap`, removed by :meth:`uninstrument`."""
         return self._track(_patches.wrap(module, path, wrapper, in_place=in_place))
