@@ -1,8 +1,10 @@
 """Nanoseconds added per call by a pass-through wrapper, for a function and for a method.
 
 Compares the bare call, a plain closure decorator (the floor for any wrapper), lazypatch.wrap,
-wrapt's C FunctionWrapper / wrap_function_wrapper, and lazypatch layers after remove(): with
-nothing on top (the original is restored) and under a foreign decorator (a pass-through layer).
+lazypatch.wrap with ``in_place=True`` (the function's code swapped for a trampoline; its goal: at
+most 100 ns above the ordinary patch), wrapt's C FunctionWrapper / wrap_function_wrapper, and
+lazypatch layers after remove(): with nothing on top (the original is restored) and under a
+foreign decorator (a pass-through layer).
 
     python benchmarks/call_overhead.py [--calls N] [--repeat R] [--output FILE] [--json FILE]
 
@@ -77,6 +79,10 @@ def setups():
         lazypatch.wrap(module.__name__, "function", passthrough)
         lazypatch.wrap(module.__name__, "Class.method", passthrough)
 
+    def lazypatch_in_place(module):
+        lazypatch.wrap(module.__name__, "function", passthrough, in_place=True)
+        lazypatch.wrap(module.__name__, "Class.method", passthrough, in_place=True)
+
     def wrapt_wrapper(module):
         wrapt.wrap_function_wrapper(module, "function", passthrough)
         wrapt.wrap_function_wrapper(module, "Class.method", passthrough)
@@ -97,6 +103,11 @@ def setups():
         ("bare", "bare", bare),
         ("plain closure decorator (floor)", "closure decorator (floor)", plain_closure),
         ("lazypatch.wrap, pass-through wrapper", "lazypatch.wrap", lazypatch_wrap),
+        (
+            "lazypatch.wrap(in_place=True), pass-through wrapper",
+            "lazypatch.wrap in place",
+            lazypatch_in_place,
+        ),
         ("wrapt.wrap_function_wrapper (C FunctionWrapper)", "wrapt", wrapt_wrapper),
         ("lazypatch.wrap, then remove() (nothing on top)", "lazypatch, removed", removed_alone),
         (
@@ -134,7 +145,9 @@ def table(rows):
         "| setup | function ns | function + | method ns | method + |",
         "|---|---:|---:|---:|---:|",
     ]
+    by_name = {}
     for name, function_ns, method_ns in rows:
+        by_name[name] = (function_ns, method_ns)
         if name.startswith("closure over"):
             added = (function_ns - floor_function, method_ns - floor_method)
         else:
@@ -142,6 +155,13 @@ def table(rows):
         lines.append(
             f"| {name} | {function_ns:.0f} | {added[0]:+.0f} | {method_ns:.0f} | {added[1]:+.0f} |"
         )
+    ordinary = by_name["lazypatch.wrap, pass-through wrapper"]
+    in_place = by_name["lazypatch.wrap(in_place=True), pass-through wrapper"]
+    lines += [
+        "",
+        f"In place minus ordinary patch (goal: at most +100 ns): function "
+        f"{in_place[0] - ordinary[0]:+.0f} ns, method {in_place[1] - ordinary[1]:+.0f} ns.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,17 +1,25 @@
 """Order never matters (ARCHITECTURE.md rule 3), property-based.
 
 A hypothesis state machine interleaves, over three generated modules: register a hook, remove it
-(``Hook.remove`` or ``unregister_hook``), ``lazypatch.wrap``, ``Patch.remove``, an Instrumentor's
-``instrument`` / ``uninstrument``, import, ``importlib.reload``, deletion from ``sys.modules``,
-``lazypatch.uninstall`` and ``lazypatch.install``. Each step runs in a child interpreter; after
-every step the child reports what it observes and it is compared with a model of the API:
+(``Hook.remove`` or ``unregister_hook``), ``lazypatch.wrap`` (ordinary or ``in_place``),
+``Patch.remove``, an Instrumentor's ``instrument`` / ``uninstrument``, import,
+``importlib.reload``, deletion from ``sys.modules``, ``lazypatch.uninstall`` and
+``lazypatch.install``, and references taken at random moments (``func = module.func``, a bound
+method). Each step runs in a child interpreter; after every step the child reports what it
+observes and it is compared with a model of the API:
 
 - each patch is applied exactly once iff it is wanted (not removed; for an instrumentor's patch,
   the instrumentor is active) and its module is loaded: calling the patched function returns each
   wrapper's marker exactly once;
 - each hook has fired exactly once per execution of its module since it was registered, always on
   the finished module that ``sys.modules`` holds (modules count their executions);
-- with nothing applied, the module's attributes are its originals, by identity.
+- with nothing applied, the module's attributes are its originals, by identity, and so is their
+  code once no in-place patch is left on them;
+- every reference ever taken calls the in-place layers now on the function it reached, beneath
+  (inside) the ordinary layers that were on the attribute when it was taken and are not removed
+  since; the functions of earlier executions keep their in-place layers until ``remove()``.
+  Markers are compared as sets within each group: the order in which patches of one module
+  apply is the hooks' business, checked by their own tests.
 
 Lifecycle model (README "Lifecycle", API.md section 4): while the finder is uninstalled, executions
 fire nothing; ``install()`` fires, once, every live hook that missed the latest execution of a
@@ -38,7 +46,8 @@ pytestmark = pytest.mark.slow
 MODULES = 3
 PATHS = ("func", "K.method")
 TARGETS = (0, 1)  # the instrumentor waits for modules 0 and 1...
-INSTRUMENTOR_PATCHES = ((0, "func"), (2, "K.method"))  # ...and patches 0 and 2
+# ...and patches 0 and 2, and 1 in place
+INSTRUMENTOR_PATCHES = ((0, "func", False), (2, "K.method", False), (1, "func", True))
 EXAMPLES_PER_CHILD = 25
 
 CHILD = r'''
@@ -48,7 +57,7 @@ import lazypatch
 ROOT = sys.argv[1]
 sys.path.insert(0, ROOT)
 PATHS = ("func", "K.method")
-INSTRUMENTOR_PATCHES = ((0, "func"), (2, "K.method"))
+INSTRUMENTOR_PATCHES = ((0, "func", False), (2, "K.method", False), (1, "func", True))
 
 SOURCE = """
 import ordering_counter
@@ -67,6 +76,7 @@ class K:
 
 ORIG_FUNC = func
 ORIG_METHOD = K.__dict__["method"]
+ORIG_CODES = (func.__code__, ORIG_METHOD.__code__)
 DONE = True
 """
 with open(os.path.join(ROOT, "ordering_counter.py"), "w") as f:
@@ -92,6 +102,7 @@ class Example:
         self.hook_targets = {}
         self.calls = {}
         self.patches = {}
+        self.refs = {}
         self.errors = []
         example = self
 
@@ -100,10 +111,10 @@ class Example:
 
             def _instrument(self, **kwargs):
                 example.cycles += 1
-                for j, (mod, path) in enumerate(INSTRUMENTOR_PATCHES):
+                for j, (mod, path, in_place) in enumerate(INSTRUMENTOR_PATCHES):
                     marker = f"i{example.cycles}_{j}"
                     example.patches[marker] = self.wrap(
-                        example.names[mod], path, marker_wrapper(marker)
+                        example.names[mod], path, marker_wrapper(marker), in_place=in_place
                     )
 
         Instr.targets = tuple(self.names[t] for t in targets)
@@ -138,7 +149,11 @@ class Example:
             name = self.names[cmd["mod"]]
             target = sys.modules.get(name, name) if cmd["by_object"] else name
             wrapper = marker_wrapper(cmd["key"])
-            self.patches[cmd["key"]] = lazypatch.wrap(target, cmd["path"], wrapper)
+            patch = lazypatch.wrap(target, cmd["path"], wrapper, in_place=cmd["in_place"])
+            self.patches[cmd["key"]] = patch
+        elif op == "ref":
+            m = sys.modules[self.names[cmd["mod"]]]
+            self.refs[cmd["key"]] = m.func if cmd["path"] == "func" else m.K().method
         elif op == "unwrap":
             return self.patches[cmd["key"]].remove()
         elif op == "instrument":
@@ -171,6 +186,8 @@ class Example:
                     "K.method": m.K().method(),
                     "func_original": m.func is m.ORIG_FUNC,
                     "K.method_original": m.K.__dict__["method"] is m.ORIG_METHOD,
+                    "func_code": m.ORIG_FUNC.__code__ is m.ORIG_CODES[0],
+                    "K.method_code": m.ORIG_METHOD.__code__ is m.ORIG_CODES[1],
                 }
             )
         return {
@@ -181,6 +198,7 @@ class Example:
             "instrumentor": self.instrumentor.state,
             "installed": any(type(f).__module__ == "lazypatch._finder" for f in sys.meta_path),
             "modules": modules,
+            "refs": {key: ref() for key, ref in self.refs.items()},
             "errors": self.errors,
         }
 
@@ -296,6 +314,8 @@ class Model:
         self.loaded = [False] * MODULES
         self.execs = [0] * MODULES
         self.layers = [{path: [] for path in PATHS} for _ in range(MODULES)]
+        self.in_place = {}  # (mod, execution, path) -> keys of the in-place layers, innermost first
+        self.refs = {}  # key -> (mod, path, execution, ordinary layers on the attribute then)
         self.listeners = []
         self.executing = set()
         self.calls = {}
@@ -325,6 +345,11 @@ class Model:
             layers = self.layers[listener.mod][patch["path"]]
             if listener.key not in layers:
                 layers.append(listener.key)
+            if patch["in_place"]:
+                where = (listener.mod, self.execs[listener.mod], patch["path"])
+                on_function = self.in_place.setdefault(where, [])
+                if listener.key not in on_function:
+                    on_function.append(listener.key)
             patch["state"] = "applied"
         else:
             self._target_loaded(listener.key)
@@ -367,8 +392,14 @@ class Model:
             return "removed"
         return "fired" if self.calls[key] else "pending"
 
-    def wrap(self, mod, path, key):
-        self.patches[key] = {"mod": mod, "path": path, "state": "pending", "listener": None}
+    def wrap(self, mod, path, key, in_place=False):
+        self.patches[key] = {
+            "mod": mod,
+            "path": path,
+            "state": "pending",
+            "listener": None,
+            "in_place": in_place,
+        }
         self.patches[key]["listener"] = self._register("patch", mod, key)
 
     def remove_patch(self, key):
@@ -380,6 +411,19 @@ class Model:
         layers = self.layers[patch["mod"]][patch["path"]]
         if key in layers:
             layers.remove(key)
+        for on_function in self.in_place.values():
+            if key in on_function:
+                on_function.remove(key)
+
+    def take_reference(self, mod, path, key):
+        ordinary = [k for k in self.layers[mod][path] if not self.patches[k]["in_place"]]
+        self.refs[key] = (mod, path, self.execs[mod], ordinary)
+
+    def reference_markers(self, key):
+        """What calling reference ``key`` returns: in-place layers, then ordinary ones."""
+        mod, path, execution, ordinary = self.refs[key]
+        in_place = self.in_place.get((mod, execution, path), [])
+        return list(in_place), [k for k in ordinary if self.patches[k]["state"] != "removed"]
 
     def instrument(self):
         if self.instrumentor != "off":
@@ -400,10 +444,10 @@ class Model:
         if len(self.instr_loaded) < len(TARGETS):
             return
         self.cycles += 1
-        for j, (mod, path) in enumerate(INSTRUMENTOR_PATCHES):
+        for j, (mod, path, in_place) in enumerate(INSTRUMENTOR_PATCHES):
             key = f"i{self.cycles}_{j}"
             self.instr_made.append(key)
-            self.wrap(mod, path, key)
+            self.wrap(mod, path, key, in_place)
         self.instrumentor = "active"
         self._disarm()
 
@@ -488,7 +532,7 @@ class Ordering(RuleBasedStateMachine):
         for mod in hooks:
             self.register_hook(mod)
         for mod, path in patches:
-            self.wrap(mod, path, by_object=False)
+            self.wrap(mod, path, by_object=False, in_place=False)
         if instrument:
             self.instrumentor(on=True)
 
@@ -510,6 +554,10 @@ class Ordering(RuleBasedStateMachine):
         expected = change(self.model)
         if any(any(layers.values()) for layers in self.model.layers):
             note_event("a patch is applied")
+        if any(self.model.in_place.values()):
+            note_event("an in-place layer is applied")
+        if self.model.refs:
+            note_event("references are held")
         if self.model.instrumentor == "active":
             note_event("instrumentor active")
         if not self.model.installed:
@@ -538,11 +586,17 @@ class Ordering(RuleBasedStateMachine):
         if how == "unregister":
             assert result is expected, f"unregister_hook returned {result}, expected {expected}"
 
-    @rule(mod=st.integers(0, MODULES - 1), path=st.sampled_from(PATHS), by_object=st.booleans())
-    def wrap(self, mod, path, by_object):
+    @rule(
+        mod=st.integers(0, MODULES - 1),
+        path=st.sampled_from(PATHS),
+        by_object=st.booleans(),
+        in_place=st.booleans(),
+    )
+    def wrap(self, mod, path, by_object, in_place=False):
         key = self.key("p")
         cmd = {"op": "wrap", "mod": mod, "path": path, "key": key, "by_object": by_object}
-        self.step(lambda m: m.wrap(mod, path, key), cmd)
+        cmd["in_place"] = in_place
+        self.step(lambda m: m.wrap(mod, path, key, in_place), cmd)
 
     @precondition(lambda self: self.model.patches)
     @rule(pick=st.integers(0, 50))
@@ -587,6 +641,14 @@ class Ordering(RuleBasedStateMachine):
         mod = self.loaded(pick)
         self.step(lambda m: m.delete(mod), {"op": "delete", "mod": mod})
 
+    @precondition(lambda self: any(self.model.loaded))
+    @rule(pick=st.integers(0, MODULES - 1), path=st.sampled_from(PATHS))
+    def take_reference(self, pick, path):
+        mod = self.loaded(pick)
+        key = self.key("r")
+        cmd = {"op": "ref", "mod": mod, "path": path, "key": key}
+        self.step(lambda m: m.take_reference(mod, path, key), cmd)
+
     @rule(out=st.booleans())
     def finder(self, out):
         if out:
@@ -622,8 +684,22 @@ class Ordering(RuleBasedStateMachine):
                 assert sorted(markers) == sorted(layers), (
                     f"module {mod} {path}: markers {markers}, expected each of {layers} once"
                 )
+                in_place = model.in_place.get((mod, model.execs[mod], path), [])
+                assert sorted(markers[: len(in_place)]) == sorted(in_place), (
+                    f"module {mod} {path}: markers {markers}, in-place layers {in_place} first"
+                )
                 if not layers:
                     assert observed[path + "_original"], f"module {mod} {path}: original restored"
+                if not in_place:
+                    assert observed[path + "_code"], f"module {mod} {path}: original code"
+        for key, markers in seen["refs"].items():
+            in_place, ordinary = model.reference_markers(key)
+            assert sorted(markers[: len(in_place)]) == sorted(in_place) and sorted(
+                markers[len(in_place) :]
+            ) == sorted(ordinary), (
+                f"reference {key} to {model.refs[key][:3]}: markers {markers}, expected "
+                f"in-place {in_place} then ordinary {ordinary}"
+            )
 
 
 Ordering.TestCase.settings = settings(
@@ -669,5 +745,33 @@ def test_replay_smoke():
             ("instrumentor", {"on": False}),
             ("delete", {"pick": 1}),
             ("remove_hook", {"pick": 0, "how": "unregister"}),
+        ]
+    )
+
+
+def test_replay_in_place_smoke():
+    """In-place patches and references: taken before, across a reload, kept after a deletion."""
+    replay(
+        [
+            ("import_module", {"mod": 0}),
+            ("take_reference", {"pick": 0, "path": "func"}),
+            ("take_reference", {"pick": 0, "path": "K.method"}),
+            ("wrap", {"mod": 0, "path": "func", "by_object": False, "in_place": True}),
+            ("wrap", {"mod": 0, "path": "func", "by_object": True, "in_place": False}),
+            ("take_reference", {"pick": 0, "path": "func"}),
+            ("wrap", {"mod": 0, "path": "K.method", "by_object": False, "in_place": True}),
+            ("wrap", {"mod": 0, "path": "func", "by_object": False, "in_place": True}),
+            ("reload", {"pick": 0}),
+            ("take_reference", {"pick": 0, "path": "func"}),
+            ("remove_patch", {"pick": 0}),
+            ("instrumentor", {"on": True}),
+            ("import_all", {}),
+            ("take_reference", {"pick": 1, "path": "func"}),
+            ("delete", {"pick": 0}),
+            ("import_module", {"mod": 0}),
+            ("instrumentor", {"on": False}),
+            ("remove_patch", {"pick": 2}),
+            ("remove_patch", {"pick": 1}),
+            ("remove_patch", {"pick": 3}),
         ]
     )
