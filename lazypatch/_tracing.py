@@ -1,45 +1,29 @@
-"""OpenTelemetry SDK set-up from the settings, deferred until the first span or measurement.
+"""OpenTelemetry SDK set-up from the settings, done once, at the first span or measurement.
 
-``arm()`` costs one internal post-import hook on ``opentelemetry.trace``. When that module loads,
-the hook makes ``ProxyTracer`` (what the global API hands out while no tracer provider is set)
-call :func:`ensure_sdk` the first time one of its tracers is asked for a span and there is still no
-global provider. So the SDK, its exporter and the export thread are paid for at the first span,
-by an instrumentation or by application code, and not at all by a process that makes none; and a
-provider that the application or a distro sets before that first span is never overridden.
+:func:`ensure_sdk` is called by the first span asked of OpenTelemetry's global API while no
+tracer provider is set, :func:`ensure_metrics` by the first measurement made through the global
+meter's proxy instruments while no meter provider is set (``lazypatch._triggers`` arranges both).
+So the SDK, its exporters and their threads are paid for at the first span or measurement, by an
+instrumentation or by application code, and not at all by a process that makes none; and a
+provider that the application or a distro sets before then is never overridden.
 
 The SDK reads its own variables (resource, sampler, exporter endpoints, ``OTEL_SDK_DISABLED``,
 propagators); lazypatch only picks the exporters, because its ``otlp`` means OTLP over
 HTTP/protobuf (the SDK's default protocol is gRPC) and its default is OTLP when installed.
-
-Metrics likewise: ``arm()`` also watches the proxy instruments that OpenTelemetry's global meter
-hands out while no meter provider is set; the first measurement through one of them sets the
-SDK's meter provider up from ``OTEL_METRICS_EXPORTER`` (``none``: no provider at all), unless the
-application set one first. Both providers carry lazypatch's distro attributes on their resource.
-
-``multiprocessing`` ends the children it forks with ``os._exit``, which skips the SDK's exit
-handler: ``arm()`` also has every ``multiprocessing`` child flush the global tracer provider when
-its ``Process`` has run, so the spans of fork and forkserver workers are exported, not lost.
+``OTEL_METRICS_EXPORTER`` likewise (``none``: no meter provider at all). Both providers carry
+lazypatch's distro attributes on their resource.
 """
 
 import sys
 from _thread import RLock
 
-from . import _config, _hooks
+from . import _config
 from ._log import logger
 
 _TRACE_MODULE = "opentelemetry.trace"
-_INSTRUMENT_MODULE = "opentelemetry.metrics._internal.instrument"
-_PROCESS_MODULE = "multiprocessing.process"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
 _METRICS_EXPORTER_GROUP = "opentelemetry_metrics_exporter"
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
-# The synchronous instruments of the global meter's proxies, and the method that measures.
-_PROXY_MEASURES = (
-    ("_ProxyCounter", "add"),
-    ("_ProxyUpDownCounter", "add"),
-    ("_ProxyHistogram", "record"),
-    ("_ProxyGauge", "set"),
-)
 DISTRO_NAME = "lazypatch"
 
 _lock = RLock()
@@ -47,80 +31,6 @@ _done = False
 _running = False
 _metrics_done = False
 _resource = None
-
-
-def arm() -> None:
-    """Have the first span or measurement made through OpenTelemetry's global API set the SDK's
-    tracer or meter provider up."""
-    _hooks._registry.add(_TRACE_MODULE, _watch_proxy_tracer, internal=True)
-    _hooks._registry.add(_INSTRUMENT_MODULE, _watch_proxy_instruments, internal=True)
-    _hooks._registry.add(_PROCESS_MODULE, _flush_when_process_ends, internal=True)
-
-
-def _watch_proxy_tracer(trace) -> None:
-    proxy = getattr(trace, "ProxyTracer", None)
-    current = getattr(proxy, "__dict__", {}).get("_tracer")
-    if not isinstance(current, property) or getattr(current.fget, "_lazypatch", False):
-        return
-    if not hasattr(trace, "_TRACER_PROVIDER"):
-        logger().warning("unknown opentelemetry.trace layout: tracing is not set up automatically")
-        return
-    real_tracer = current.fget
-
-    def _tracer(self):
-        if not _done and self._real_tracer is None and trace._TRACER_PROVIDER is None:
-            ensure_sdk()
-        return real_tracer(self)
-
-    _tracer._lazypatch = True
-    proxy._tracer = property(_tracer, doc=current.__doc__)
-
-
-def _watch_proxy_instruments(instrument) -> None:
-    """Make the global meter's proxy instruments call :func:`ensure_metrics` at their first
-    measurement while no meter provider is set."""
-    for class_name, method_name in _PROXY_MEASURES:
-        proxy = getattr(instrument, class_name, None)
-        measure = getattr(proxy, "__dict__", {}).get(method_name)
-        if not callable(measure) or getattr(measure, "_lazypatch", False):
-            continue
-        proxy_measure = _first_measurement(measure)
-        setattr(proxy, method_name, proxy_measure)
-
-
-def _first_measurement(measure):
-    from functools import wraps
-
-    @wraps(measure)
-    def proxy_measure(self, *args, **kwargs):
-        if not _metrics_done and self._real_instrument is None:
-            ensure_metrics()
-        return measure(self, *args, **kwargs)
-
-    proxy_measure._lazypatch = True
-    return proxy_measure
-
-
-def _flush_when_process_ends(process) -> None:
-    """Make ``BaseProcess._bootstrap`` (what a child runs, then ``os._exit``) flush at its end."""
-    base = getattr(process, "BaseProcess", None)
-    bootstrap = getattr(base, "__dict__", {}).get("_bootstrap")
-    if not callable(bootstrap) or getattr(bootstrap, "_lazypatch", False):
-        return
-
-    # A plain function rather than lazypatch.wrap: this runs when multiprocessing is imported,
-    # and wrap would import wrapt (about 70 ms) into every program that merely imports it.
-    from functools import wraps
-
-    @wraps(bootstrap)
-    def _bootstrap(self, *args, **kwargs):
-        try:
-            return bootstrap(self, *args, **kwargs)
-        finally:
-            flush()
-
-    _bootstrap._lazypatch = True
-    base._bootstrap = _bootstrap
 
 
 def flush() -> None:
@@ -140,14 +50,18 @@ def flush() -> None:
             logger().warning("flushing telemetry at the end of a process failed", exc_info=True)
 
 
-def ensure_sdk() -> None:
-    """Set up the SDK now unless done, in progress in this thread, or a provider is already set."""
+def ensure_sdk() -> bool:
+    """Set up the SDK now unless done, in progress in this thread, or a provider is already set.
+
+    True once that is settled (set up, or left to the provider found, or failed): later calls
+    have nothing more to do.
+    """
     global _done, _running
     if _done:
-        return
+        return True
     with _lock:
         if _done or _running:
-            return
+            return _done
         _running = True
         try:
             _set_up(_config.settings())
@@ -156,6 +70,7 @@ def ensure_sdk() -> None:
         finally:
             _done = True
             _running = False
+    return True
 
 
 def _set_up(settings) -> None:
@@ -237,20 +152,21 @@ def resource():
     return _resource
 
 
-def ensure_metrics() -> None:
-    """Set up the SDK's meter provider now unless done, in progress in this thread, or one is
-    already set."""
+def ensure_metrics() -> bool:
+    """Set up the SDK's meter provider now unless done or one is already set. True: settled, as
+    for :func:`ensure_sdk`."""
     global _metrics_done
     if _metrics_done:
-        return
+        return True
     with _lock:
         if _metrics_done:
-            return
+            return True
         _metrics_done = True
         try:
             _set_up_metrics(_config.settings())
         except Exception:
             logger().warning("metrics set-up failed; measurements are dropped", exc_info=True)
+    return True
 
 
 def _set_up_metrics(settings) -> None:

@@ -5,7 +5,7 @@ failure here is logged and the application starts uninstrumented. Costs a scan o
 directories on ``sys.path`` and nothing else until a watched module is imported.
 """
 
-from . import _config, _discovery, _hooks, _tracing
+from . import _config, _discovery, _hooks, _triggers
 from ._log import logger
 
 
@@ -28,7 +28,7 @@ def _start() -> None:
         if settings.log_level is not None:
             _show_log(settings.log_level)
         _hooks.install()
-        _tracing.arm()
+        _triggers.arm()
         entries = _discovery.arm(settings)
         if settings.log_level is not None:
             armed = [f"{e.source}:{e.name}" for e in entries if e.state == "armed"]

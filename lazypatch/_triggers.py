@@ -1,0 +1,90 @@
+"""The patches of foreign code that the SDK set-up relies on, made with ``lazypatch.wrap``.
+
+- ``opentelemetry.trace.ProxyTracer.start_span`` / ``start_as_current_span``: what the global API
+  hands out while no tracer provider is set. The first span asked of one sets the SDK up
+  (:func:`lazypatch._tracing.ensure_sdk`), unless a provider was set before.
+- The measuring methods of the global meter's proxy instruments (``_ProxyHistogram.record``...):
+  the first measurement sets the SDK's meter provider up
+  (:func:`lazypatch._tracing.ensure_metrics`).
+- ``multiprocessing.process.BaseProcess._bootstrap``: what a ``multiprocessing`` child runs
+  before ``os._exit``, which skips the SDK's exit handler; the child flushes first.
+
+Once a set-up is settled, its patches take themselves out. ``arm()`` costs three internal
+post-import hooks; ``_patches`` is imported when one fires.
+"""
+
+from . import _hooks, _tracing
+
+_TRACE_MODULE = "opentelemetry.trace"
+_SPAN_METHODS = ("ProxyTracer.start_span", "ProxyTracer.start_as_current_span")
+_INSTRUMENT_MODULE = "opentelemetry.metrics._internal.instrument"
+# The synchronous instruments of the global meter's proxies, and the method that measures (a
+# class missing from an older API is skipped).
+_MEASURES = (
+    ("_ProxyCounter", "add"),
+    ("_ProxyUpDownCounter", "add"),
+    ("_ProxyHistogram", "record"),
+    ("_ProxyGauge", "set"),
+)
+_PROCESS_MODULE = "multiprocessing.process"
+
+_span_patches = []
+_measure_patches = []
+_process_patches = []
+
+
+def arm() -> None:
+    """Have the first span or measurement set the SDK up, and ``multiprocessing`` children
+    flush at their end."""
+    _hooks._registry.add(_TRACE_MODULE, _patch_proxy_tracer, internal=True)
+    _hooks._registry.add(_INSTRUMENT_MODULE, _patch_proxy_instruments, internal=True)
+    _hooks._registry.add(_PROCESS_MODULE, _patch_process, internal=True)
+
+
+# Each hook patches once: a patch re-applies itself when its module is reloaded.
+
+
+def _patch_proxy_tracer(trace) -> None:
+    from ._patches import wrap
+
+    if not _span_patches:
+        _span_patches.extend(wrap(trace, path, _set_up_first) for path in _SPAN_METHODS)
+
+
+def _patch_proxy_instruments(instrument) -> None:
+    from ._patches import wrap
+
+    if not _measure_patches:
+        _measure_patches.extend(
+            wrap(instrument, f"{cls}.{method}", _set_up_metrics_first)
+            for cls, method in _MEASURES
+            if hasattr(instrument, cls)
+        )
+
+
+def _patch_process(process) -> None:
+    from ._patches import wrap
+
+    if not _process_patches:
+        _process_patches.append(wrap(process, "BaseProcess._bootstrap", _flush_at_end))
+
+
+def _set_up_first(wrapped, instance, args, kwargs):
+    if _tracing.ensure_sdk():
+        for patch in _span_patches:
+            patch.remove()
+    return wrapped(*args, **kwargs)
+
+
+def _set_up_metrics_first(wrapped, instance, args, kwargs):
+    if _tracing.ensure_metrics():
+        for patch in _measure_patches:
+            patch.remove()
+    return wrapped(*args, **kwargs)
+
+
+def _flush_at_end(wrapped, instance, args, kwargs):
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _tracing.flush()
