@@ -1,11 +1,13 @@
 """Built-in instrumentations: requests, Flask, urllib, sqlite3, logging.
 
-Each submodule holds one :class:`lazypatch.Instrumentor` and imports its library and
-OpenTelemetry only inside ``_instrument``: discovery loads an instrumentation when its trigger
-module (``urllib``, ``logging``...) is imported, which can be long before the instrumented part
-(``urllib.request``) is, so loading one must stay as cheap as this module.
+Each submodule holds one :class:`lazypatch.Instrumentor`. Discovery loads an instrumentation
+when its trigger module (``urllib``, ``logging``...) is imported, and ``_instrument`` patches the
+library when it has loaded; neither imports OpenTelemetry. The OpenTelemetry API (and the SDK
+behind it) is imported by the first instrumented call that makes a span: see :func:`deferred`.
+A program that imports ``sqlite3`` or ``urllib.request`` and never uses them pays for
+lazypatch's own few modules and nothing else.
 
-What they share is here: the "never break the host" report.
+What they share is here: the "never break the host" report and the deferred wrapper.
 """
 
 _reported = set()
@@ -37,3 +39,30 @@ def error_type(exc: BaseException) -> str:
     if module == "builtins":
         return cls.__qualname__
     return f"{module}.{cls.__qualname__}"
+
+
+def deferred(name: str, build):
+    """A ``wrapper(wrapped, instance, args, kwargs)`` that makes the real one with ``build()`` at
+    its first call, and calls it from then on.
+
+    ``build`` is where OpenTelemetry gets imported and a tracer asked for. If it raises, the
+    failure is reported once and the calls go on untraced. Two threads making the first call
+    together may both build; the one stored last serves from then on.
+    """
+    real = None
+
+    def wrapper(wrapped, instance, args, kwargs):
+        nonlocal real
+        if real is None:
+            try:
+                real = build()
+            except Exception:
+                report(name)
+                real = _untraced
+        return real(wrapped, instance, args, kwargs)
+
+    return wrapper
+
+
+def _untraced(wrapped, instance, args, kwargs):
+    return wrapped(*args, **kwargs)

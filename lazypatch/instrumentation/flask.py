@@ -43,7 +43,8 @@ class _Request:
 
 def _receivers(flask, tracer, histogram):
     """The four signal receivers, as closures over the tracer, the ``http.server.request.duration``
-    histogram (or None) and OpenTelemetry's functions."""
+    histogram (or None) and OpenTelemetry's functions: ``(started, failed, finished,
+    tearing_down)``."""
     from time import perf_counter
 
     from opentelemetry import context, trace
@@ -153,13 +154,47 @@ def _receivers(flask, tracer, histogram):
         if not state.closing:
             end(state)
 
-    signals = flask.signals
-    return (
-        (signals.request_started, started),
-        (signals.got_request_exception, failed),
-        (signals.request_finished, finished),
-        (signals.request_tearing_down, tearing_down),
-    )
+    return started, failed, finished, tearing_down
+
+
+def _deferred_receivers(flask, tracer_provider, meter_provider):
+    """Receivers that build the real ones (importing OpenTelemetry) at the first request.
+
+    Only ``request_started`` makes a span; the other three have nothing to do for a request
+    that has none, so until then they return at once.
+    """
+    real = None
+
+    def build():
+        nonlocal real
+        if real is None:
+            from opentelemetry import trace
+
+            from . import _semconv
+
+            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+            histogram = _semconv.duration_histogram(
+                _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, meter_provider
+            )
+            real = _receivers(flask, tracer, histogram)
+        return real
+
+    def started(sender, **extra):
+        try:
+            receiver = build()[0]
+        except Exception:
+            report(_NAME)
+            return
+        receiver(sender, **extra)
+
+    def later(index):
+        def receiver(sender, **extra):
+            if real is not None:
+                real[index](sender, **extra)
+
+        return receiver
+
+    return started, later(1), later(2), later(3)
 
 
 class FlaskInstrumentor(Instrumentor):
@@ -170,15 +205,22 @@ class FlaskInstrumentor(Instrumentor):
 
     def _instrument(self, **kwargs):
         import flask
-        from opentelemetry import trace
 
-        from . import _semconv
-
-        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        histogram = _semconv.duration_histogram(
-            _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
+        signals = flask.signals
+        receivers = _deferred_receivers(
+            flask, kwargs.get("tracer_provider"), kwargs.get("meter_provider")
         )
-        self._connected = _receivers(flask, tracer, histogram)
+        self._connected = tuple(
+            zip(
+                (
+                    signals.request_started,
+                    signals.got_request_exception,
+                    signals.request_finished,
+                    signals.request_tearing_down,
+                ),
+                receivers,
+            )
+        )
         for signal, receiver in self._connected:
             signal.connect(receiver, weak=False)
 

@@ -4,32 +4,30 @@ Adds OpenTelemetry's logging-instrumentation attributes: ``otelTraceID``, ``otel
 ``otelTraceSampled`` and ``otelServiceName`` (``"0"``, ``"0"``, ``False`` outside a span, so
 that format strings naming them work everywhere). ``LogRecord.__init__`` is wrapped in place
 rather than the record factory replaced: every record passes through it, whatever factory an
-application installed before or after, and from loggers created at any time.
+application installed before or after, and from loggers created at any time. OpenTelemetry is
+never imported here: until something else has loaded it, no record can be inside a span.
 """
+
+import sys
 
 from .. import Instrumentor
 from . import report
 
 _NAME = "logging"
+_TRACE_MODULE = "opentelemetry.trace"
 
 
 def _record_wrapper(provider):
     """The wrapper of ``LogRecord.__init__``, reading spans through OpenTelemetry's API.
 
-    OpenTelemetry is looked up on the first record, not here: ``opentelemetry.trace`` itself
-    imports ``logging``, so this may run while it is half-initialised. Records made before it
-    is importable get the outside-a-span values.
+    It never imports OpenTelemetry: a record made while ``opentelemetry.trace`` is not loaded
+    cannot be inside one of its spans, so it gets the outside-a-span values. The module is
+    looked up in ``sys.modules`` until it is there and complete (``opentelemetry.trace`` itself
+    imports ``logging``, so a record may be made while it is half-initialised).
     """
+    modules = sys.modules
     get_current_span = None
     service = None
-
-    def load():
-        nonlocal get_current_span
-        try:
-            from opentelemetry.trace import get_current_span
-        except ImportError:
-            return False
-        return True
 
     def service_name():
         # Resolved on the first record inside a span rather than at instrumentation, when the
@@ -37,18 +35,21 @@ def _record_wrapper(provider):
         nonlocal service
         if service is None:
             from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
-            from opentelemetry.trace import get_tracer_provider
 
-            resource = getattr(provider or get_tracer_provider(), "resource", None)
+            trace = modules[_TRACE_MODULE]
+            resource = getattr(provider or trace.get_tracer_provider(), "resource", None)
             if resource is None:
                 return ""
             service = str(resource.attributes.get(SERVICE_NAME, ""))
         return service
 
     def wrapper(wrapped, instance, args, kwargs):
+        nonlocal get_current_span
         wrapped(*args, **kwargs)
         try:
-            if get_current_span is not None or load():
+            if get_current_span is None:
+                get_current_span = getattr(modules.get(_TRACE_MODULE), "get_current_span", None)
+            if get_current_span is not None:
                 span_context = get_current_span().get_span_context()
                 if span_context.is_valid:
                     instance.otelTraceID = format(span_context.trace_id, "032x")

@@ -8,6 +8,7 @@ span.
 """
 
 from .. import Instrumentor
+from . import deferred
 
 
 def _prepare(args, kwargs):
@@ -28,13 +29,20 @@ class RequestsInstrumentor(Instrumentor):
     requirements = ("requests >= 2.20",)
 
     def _instrument(self, **kwargs):
-        from opentelemetry import trace
+        tracer_provider = kwargs.get("tracer_provider")
+        meter_provider = kwargs.get("meter_provider")
 
-        from . import _http, _semconv
+        def build():
+            from opentelemetry import trace
 
-        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        histogram = _semconv.duration_histogram(
-            _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
-        )
-        wrapper = _http.client_wrapper("requests", tracer, _prepare, _response, histogram=histogram)
-        self.wrap("requests.sessions", "Session.send", wrapper)
+            from . import _http, _semconv
+
+            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+            histogram = _semconv.duration_histogram(
+                _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, meter_provider
+            )
+            return _http.client_wrapper(
+                "requests", tracer, _prepare, _response, histogram=histogram
+            )
+
+        self.wrap("requests.sessions", "Session.send", deferred("requests", build))

@@ -8,7 +8,8 @@ methods; its cursors are subclasses of ``sqlite3.Cursor`` likewise. Connections 
 ``sqlite3.Connection`` instances: ``isinstance``, ``backup()`` and every C-level check work.
 
 The derived classes are made once per base class and outlive ``uninstrument()``: their methods
-then see no tracer and call straight through. What cannot be traced: a ``connect`` captured by
+then call straight through. OpenTelemetry is imported by the first statement run while
+instrumented, not by ``connect``. What cannot be traced: a ``connect`` captured by
 ``from sqlite3 import connect`` before instrumentation (a builtin function bound to a name
 lazypatch cannot reach), connections made by calling ``sqlite3.Connection`` directly, and a
 ``factory=`` that is a function rather than a class. Parameters are never recorded.
@@ -27,19 +28,41 @@ _CACHE_SIZE = 256
 
 
 class _Tracing:
-    """What the derived classes need, built once: the tracer (None when off) and the types."""
+    """What the derived classes need: the types, built once, and what spans need from
+    OpenTelemetry (tracer, histogram, names), loaded at the first statement while instrumented
+    (``active``)."""
 
     def __init__(self, sqlite3):
-        from opentelemetry import context, trace
-        from opentelemetry.trace import SpanKind, StatusCode
-
-        from . import _semconv as names
-
+        self.active = False
+        self.providers = (None, None)
         self.tracer = None
         self.record = None
         self.connection_types = {}
         self.cursor_types = {}
         self.sqlite3 = sqlite3
+        self.cursor_type = self._derive_cursor(sqlite3.Cursor)
+        self.connection_type = self._derive_connection(sqlite3.Connection)
+
+    def start(self, tracer_provider, meter_provider) -> None:
+        """Trace from now on, with these providers (the global ones where None)."""
+        self.providers = (tracer_provider, meter_provider)
+        self.tracer = None
+        self.record = None
+        self.active = True
+
+    def stop(self) -> None:
+        """Call straight through from now on."""
+        self.active = False
+        self.tracer = None
+        self.record = None
+
+    def _load(self):
+        """OpenTelemetry's names, the tracer and the histogram: imported at the first span."""
+        from opentelemetry import context, trace
+        from opentelemetry.trace import SpanKind, StatusCode
+
+        from . import _semconv as names
+
         self._system = {names.DB_SYSTEM_NAME: names.SQLITE}
         self._namespace_key = names.DB_NAMESPACE
         self._operation_key = names.DB_OPERATION_NAME
@@ -54,8 +77,15 @@ class _Tracing:
         self._attach = context.attach
         self._detach = context.detach
         self._set_span_in_context = trace.set_span_in_context
-        self.cursor_type = self._derive_cursor(sqlite3.Cursor)
-        self.connection_type = self._derive_connection(sqlite3.Connection)
+        tracer_provider, meter_provider = self.providers
+        histogram = names.duration_histogram(
+            names.DB_CLIENT_OPERATION_DURATION, __name__, meter_provider
+        )
+        tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        if self.active:
+            self.record = None if histogram is None else histogram.record
+            self.tracer = tracer
+        return tracer
 
     def base_attributes(self, database) -> dict:
         """Attributes shared by every span of one connection."""
@@ -74,6 +104,10 @@ class _Tracing:
         found = statements.get(sql)
         if found is None:
             base = connection._lazypatch_attributes
+            if base is None:
+                base = connection._lazypatch_attributes = self.base_attributes(
+                    connection._lazypatch_database
+                )
             namespace = base[self._namespace_key]
             match = _FIRST_WORD.match(sql)
             if match is None:
@@ -90,9 +124,15 @@ class _Tracing:
 
     def traced(self, method, cursor, sql, args):
         """Run ``method(sql, *args)`` (a cursor's bound method) inside a span."""
-        tracer = self.tracer
-        if tracer is None or not isinstance(sql, str):
+        if not self.active or not isinstance(sql, str):
             return method(sql, *args)
+        tracer = self.tracer
+        if tracer is None:
+            try:
+                tracer = self._load()
+            except Exception:
+                report(_NAME)
+                return method(sql, *args)
         ctx = self._get_current()
         if ctx.get(self._suppress):
             return method(sql, *args)
@@ -189,7 +229,8 @@ class _Tracing:
 
             def __init__(self, database, *args, **kwargs):
                 super().__init__(database, *args, **kwargs)
-                self._lazypatch_attributes = tracing.base_attributes(database)
+                self._lazypatch_database = database
+                self._lazypatch_attributes = None  # made at the first statement's span
                 self._lazypatch_statements = {}
 
             def cursor(self, *args, **kwargs):
@@ -245,22 +286,13 @@ class SQLite3Instrumentor(Instrumentor):
     def _instrument(self, **kwargs):
         import sqlite3
 
-        from opentelemetry import trace
-
-        from . import _semconv
-
         global _tracing
         if _tracing is None:
             _tracing = _Tracing(sqlite3)
-        histogram = _semconv.duration_histogram(
-            _semconv.DB_CLIENT_OPERATION_DURATION, __name__, kwargs.get("meter_provider")
-        )
-        _tracing.record = None if histogram is None else histogram.record
-        _tracing.tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        _tracing.start(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self.wrap("sqlite3", "connect", _tracing.connect_wrapper)
         self.wrap("sqlite3.dbapi2", "connect", _tracing.connect_wrapper)
 
     def _uninstrument(self, **kwargs):
         if _tracing is not None:
-            _tracing.tracer = None
-            _tracing.record = None
+            _tracing.stop()

@@ -8,6 +8,7 @@ traced. A URL given as a string is turned into the ``Request`` that ``open`` wou
 """
 
 from .. import Instrumentor
+from . import deferred
 
 
 class _RequestSetter:
@@ -58,31 +59,36 @@ class UrllibInstrumentor(Instrumentor):
     targets = ("urllib.request",)
 
     def _instrument(self, **kwargs):
-        # By name, not as ``urllib.request``: this runs as soon as the submodule has executed,
-        # before the import system binds it as an attribute of the ``urllib`` package.
-        from urllib.error import HTTPError
-        from urllib.request import Request
+        tracer_provider = kwargs.get("tracer_provider")
+        meter_provider = kwargs.get("meter_provider")
 
-        from opentelemetry import trace
+        def build():
+            # By name, not as ``urllib.request``: _instrument runs as soon as the submodule has
+            # executed, before the import system binds it as an attribute of the package.
+            from urllib.error import HTTPError
+            from urllib.request import Request
 
-        from . import _http, _semconv
+            from opentelemetry import trace
 
-        def status_of_error(exc):
-            if not isinstance(exc, HTTPError):
-                return None
-            return exc.code, getattr(exc.fp, "version", None)
+            from . import _http, _semconv
 
-        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        histogram = _semconv.duration_histogram(
-            _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
-        )
-        wrapper = _http.client_wrapper(
-            "urllib",
-            tracer,
-            _preparer(Request),
-            _response,
-            status_of_error,
-            _RequestSetter,
-            histogram,
-        )
-        self.wrap("urllib.request", "OpenerDirector.open", wrapper)
+            def status_of_error(exc):
+                if not isinstance(exc, HTTPError):
+                    return None
+                return exc.code, getattr(exc.fp, "version", None)
+
+            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+            histogram = _semconv.duration_histogram(
+                _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, meter_provider
+            )
+            return _http.client_wrapper(
+                "urllib",
+                tracer,
+                _preparer(Request),
+                _response,
+                status_of_error,
+                _RequestSetter,
+                histogram,
+            )
+
+        self.wrap("urllib.request", "OpenerDirector.open", deferred("urllib", build))
