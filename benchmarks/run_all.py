@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 # meant for a run on its own, take about twice as long.
 BENCHMARKS = {
     "startup": (["--rounds", "15"], ["--quick"]),
+    "app_startup": (["--rounds", "8"], ["--quick"]),
     "instrumentation_overhead": (["--rounds", "3"], ["--quick"]),
     "call_overhead": (
         ["--calls", "200000", "--repeat", "9"],

@@ -12,7 +12,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("name", ["import_overhead", "hook_dispatch"])
+@pytest.mark.parametrize("name", ["import_overhead", "hook_dispatch", "app_startup"])
 def test_quick_run_writes_a_table(name, tmp_path):
     output = tmp_path / f"{name}.md"
     proc = subprocess.run(
