@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-NAMES = ["startup", "app_startup", "instrumentation_overhead", "call_overhead", "import_overhead", "hook_dispatch"]
+NAMES = [
+    "startup",
+    "app_startup",
+    "instrumentation_overhead",
+    "call_overhead",
+    "import_overhead",
+    "hook_dispatch",
+]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
