@@ -43,6 +43,7 @@ TARGET = {
 
 
         counter = make_counter()
+        square = lambda x: x * x  # noqa: E731
 
 
         class Base:
@@ -320,6 +321,10 @@ def test_closures_and_every_parameter_kind(pyrun):
                 errors.append(str(exc))
         lazypatch.wrap("target", "kinds", tagger("w"), in_place=True)
         lazypatch.wrap("target", "counter", tagger("w"), in_place=True)
+        lazypatch.wrap("target", "square", tagger("w"), in_place=True)
+        lazypatch.wrap("target", "Child.method", tagger("w"), in_place=True)  # super(): __class__
+        assert target.square(3) == ("w", 9) and target.square.__name__ == "<lambda>"
+        assert target.Child().method(1) == ("w", ("child", "method", "Child", 1, 2))
         assert kinds(1, 2, 3, 4, 5, k=6, m=7, x=8) == ("w", expected)
         assert seen[-1][2:] == ((1, 2, 3, 4, 5), {"k": 6, "m": 7, "x": 8})
         assert kinds(1, q=2, k=3) == ("w", (1, 2, 1, (), 3, 2, {}))
