@@ -46,9 +46,13 @@ def closure(func):
     return wrapper
 
 
-def fresh_module():
-    """A new module object holding a new ``function`` and ``Class``, as if just imported."""
-    module = types.ModuleType("bench_target")
+def fresh_module(number):
+    """A new module object holding a new ``function`` and ``Class``, as if just imported.
+
+    Each setup gets a name of its own: a patch by name stays armed on its module's name, and
+    lazypatch applies it to any module later found in ``sys.modules`` under that name.
+    """
+    module = types.ModuleType(f"bench_target_{number}")
     exec(SOURCE, module.__dict__)
     sys.modules[module.__name__] = module
     return module
@@ -124,8 +128,8 @@ def measure(calls, repeat):
     Returns (name, short name, function ns per round, method ns per round) per row.
     """
     rows = []
-    for name, short, setup in setups():
-        module = fresh_module()
+    for number, (name, short, setup) in enumerate(setups()):
+        module = fresh_module(number)
         setup(module)
         rows.append((name, short, module.function, module.Class().method, [], []))
     for _ in range(repeat):
