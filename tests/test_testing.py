@@ -69,14 +69,18 @@ def test_uninstrument_then_exercise_again(greeter):
         imports="import greeter",
         exercise="""
             runs = globals().get("runs", 0) + 1
-            result = [runs, greeter.greet("ann")]
+            print("run", runs, "patch", patch.state)
+            with trace.get_tracer("test").start_as_current_span(f"run {runs}"):
+                result = [runs, greeter.greet("ann")]
         """,
         uninstrument="patch.remove()",
         order="after_import",
     )
+    assert scenario.stdout == "run 1 patch applied\nrun 2 patch removed\n"
     assert scenario.result == [1, "hello ann"]  # the value after the first run
-    assert [(s.name, s.attributes) for s in scenario.spans] == [("greet", {"greeter.name": "ann"})]
-    assert scenario.after_uninstrument == []
+    greet, run = scenario.spans
+    assert (greet.name, greet.attributes, run.name) == ("greet", {"greeter.name": "ann"}, "run 1")
+    assert [s.name for s in scenario.after_uninstrument] == ["run 2"]
 
 
 def test_without_uninstrument_nothing_runs_after_exercise(greeter):
@@ -299,13 +303,14 @@ def test_a_child_past_its_timeout_is_a_scenario_error_with_its_traceback():
     with pytest.raises(ScenarioError, match="timeout of 2 s") as info:
         run_scenario(
             instrument="",
-            imports="import threading",
-            exercise="threading.Event().wait()",
+            imports="import sys, threading",
+            exercise="print('waiting', file=sys.stderr)\nthreading.Event().wait()",
             order="after_import",
             timeout=2,
         )
     assert (info.value.order, info.value.section) == ("after_import", "exercise")
-    assert '"<exercise>", line 1' in info.value.traceback
+    assert '"<exercise>", line 2' in info.value.traceback
+    assert info.value.stderr == "waiting\n" and "waiting" in str(info.value)
 
 
 def test_an_unknown_order_is_a_value_error():

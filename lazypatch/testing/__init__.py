@@ -22,7 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name == "each_order":
         import pytest
 
@@ -39,5 +39,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__() -> list:
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -10,6 +10,8 @@ outcome. stdout and stderr belong to the sections. The child ends with ``os._exi
 report is written: threads a section left running, and exit handlers, are not waited for.
 """
 
+from __future__ import annotations
+
 import faulthandler
 import os
 import sys
@@ -17,17 +19,22 @@ import time
 
 from .. import _hooks
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import IO, Any, NoReturn
+
 _TRACE_MODULE = "opentelemetry.trace"
 
 
 class _Tracing:
     """The exporter once the provider is set, or why it could not be."""
 
-    exporter = None
-    error = None
+    exporter: Any = None
+    error: Exception | None = None
 
 
-def _set_provider(trace) -> None:
+def _set_provider(trace: ModuleType) -> None:
     try:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -42,7 +49,7 @@ def _set_provider(trace) -> None:
         _Tracing.error = exc
 
 
-def _finished() -> list:
+def _finished() -> list[dict[str, Any]]:
     if _Tracing.exporter is None:
         return []
     return [
@@ -59,7 +66,7 @@ def _finished() -> list:
     ]
 
 
-def _formatted(exc: BaseException, skip_frames: int, sources: dict) -> str:
+def _formatted(exc: BaseException, skip_frames: int, sources: dict[str, str]) -> str:
     """The traceback of ``exc`` from the section's frame on, with the sections' source lines."""
     import linecache
     import traceback
@@ -72,20 +79,21 @@ def _formatted(exc: BaseException, skip_frames: int, sources: dict) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _end(report, status: str, payload: dict, code: int) -> None:
+def _end(report: IO[str], status: str, payload: dict[str, Any], code: int) -> NoReturn:
     import json
 
     report.write(f"{status} {json.dumps(payload)}\n")
     report.close()
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
-            stream.flush()
-        except Exception:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # a stream a section replaced, or closed
             pass
     os._exit(code)
 
 
-def main(spec: dict) -> None:
+def main(spec: dict[str, Any]) -> None:
     """Run ``spec["steps"]`` (``(section, source)`` pairs) in ``__main__``'s namespace; report."""
     namespace = sys.modules["__main__"].__dict__
     namespace.pop("_lazypatch_scenario", None)
@@ -93,10 +101,11 @@ def main(spec: dict) -> None:
     report = open(spec["report"], "w", encoding="utf-8")
     hang = open(spec["hang"], "w", encoding="utf-8")
     faulthandler.enable()
-    faulthandler.dump_traceback_later(max(spec["deadline"] - time.time(), 0.001), True, hang, True)
+    remaining = max(spec["deadline"] - time.time(), 0.001)
+    faulthandler.dump_traceback_later(remaining, exit=True, file=hang)
     _hooks._registry.add(_TRACE_MODULE, _set_provider, internal=True)
 
-    sources = {}
+    sources: dict[str, str] = {}
     exercised = False
     result = boundary = None
     for name, source in spec["steps"]:
@@ -126,7 +135,7 @@ def main(spec: dict) -> None:
     _end(report, "done", payload, 0)
 
 
-def _fail(report, section: str, again: bool, problem: str, traceback: str) -> None:
+def _fail(report: IO[str], section: str, again: bool, problem: str, traceback: str) -> NoReturn:
     payload = {
         "section": section,
         "again": again,
@@ -137,7 +146,7 @@ def _fail(report, section: str, again: bool, problem: str, traceback: str) -> No
     _end(report, "failed", payload, 1)
 
 
-def _result(namespace: dict, report):
+def _result(namespace: dict[str, Any], report: IO[str]) -> Any:
     """``result`` as JSON round-trips it, taken now (a later run of exercise may change it)."""
     import json
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from ._runner import run_again
 from ._scenario import ORDERS, Scenario, ScenarioError, SpanRecord
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Union
+
+    Outcome = Union[Scenario, ScenarioError]
+
 _WIDTH = 60  # at most, per column
 
 
-def compare_orders(call: dict, outcome: Scenario | ScenarioError) -> str:
+def compare_orders(call: dict[str, Any], outcome: Outcome) -> str:
     """Run the scenario of ``call`` in the orders it did not run in; render all side by side."""
-    outcomes = {}
+    outcomes: dict[str, Outcome] = {}
     for order in ORDERS:
         if order == call["order"]:
             outcomes[order] = outcome
@@ -22,7 +28,7 @@ def compare_orders(call: dict, outcome: Scenario | ScenarioError) -> str:
     return side_by_side(outcomes, call["order"], bool(call["uninstrument"]))
 
 
-def side_by_side(outcomes: dict, this_order: str, uninstrument: bool) -> str:
+def side_by_side(outcomes: dict[str, Outcome], this_order: str, uninstrument: bool) -> str:
     """A text table: one column per order, a line per span (indented under its parent)."""
     columns = []
     for order, outcome in outcomes.items():
@@ -56,13 +62,13 @@ def _lines(spans: list[SpanRecord]) -> list[str]:
     if not spans:
         return ["(no spans)"]
     ids = {span.span_id for span in spans}
-    children: dict = {}
+    children: dict[int | None, list[SpanRecord]] = {}
     for span in spans:
         parent = span.parent_id if span.parent_id in ids else None
         children.setdefault(parent, []).append(span)
     lines: list[str] = []
 
-    def walk(parent, depth: int) -> None:
+    def walk(parent: int | None, depth: int) -> None:
         for span in children.get(parent, ()):
             error = " ERROR" if span.status == "ERROR" else ""
             lines.append(f"{'  ' * depth}{span.name} {span.kind}{error}")

@@ -1,34 +1,44 @@
 """pytest plugin of ``lazypatch.testing`` (entry point ``pytest11``, name ``lazypatch``).
 
-The fixture ``lazypatch_scenario`` is :func:`run_scenario`. When a test that ran a scenario
-fails, its report gains a section showing the spans of that scenario in every order side by
+The fixture ``lazypatch_scenario`` is :func:`run_scenario`. When a test that ran scenarios
+fails, its report gains a section showing the spans of the last one in every order side by
 side (the other orders are run again for it, on failure only). Loading the plugin imports
 neither OpenTelemetry nor ``lazypatch.auto``.
 """
+
+from __future__ import annotations
 
 import pytest
 
 from . import _runner
 
-_CALLS = pytest.StashKey[list]()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Generator
+
+    from ._scenario import Scenario
+
+_CALLS = pytest.StashKey["list[tuple[dict[str, Any], Any]]"]()
 _TITLE = "lazypatch: spans of this scenario in each order"
 
 
 @pytest.fixture
-def lazypatch_scenario():
+def lazypatch_scenario() -> Callable[..., Scenario]:
     """``run_scenario``: run instrument, imports, setup and exercise in a fresh interpreter."""
     return _runner.run_scenario
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     with _runner.recording() as calls:
         item.stash[_CALLS] = calls
         yield
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     calls = item.stash.get(_CALLS, None)

@@ -21,7 +21,10 @@ from ._scenario import ORDERS, SEQUENCES, Scenario, ScenarioError, SpanRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, Mapping
+    from typing import Any, Iterator, Mapping, Union
+
+    Call = dict[str, Any]  # the keyword arguments of one run_scenario call
+    Outcome = Union[Scenario, ScenarioError]
 
 # Extra time the parent gives a child whose own watchdog should already have stopped it.
 _GRACE = 5.0
@@ -45,13 +48,13 @@ _NOT_INHERITED = ("OTEL_", "LAZYPATCH_")
 _NOT_INHERITED_NAMES = ("PYTHONPATH",)
 
 # The calls made while a pytest test runs, for the plugin's comparison of orders on failure.
-_recorders: list[list] = []
+_recorders: list[list[tuple[Call, Outcome]]] = []
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[list]:
+def recording() -> Iterator[list[tuple[Call, Outcome]]]:
     """Collect ``(call, Scenario or ScenarioError)`` of each ``run_scenario`` made meanwhile."""
-    calls: list = []
+    calls: list[tuple[Call, Outcome]] = []
     _recorders.append(calls)
     try:
         yield calls
@@ -97,17 +100,17 @@ def run_scenario(
     return scenario
 
 
-def run_again(call: dict, order: str) -> Scenario:
+def run_again(call: Call, order: str) -> Scenario:
     """The scenario of an earlier ``run_scenario`` call, in ``order``; not recorded."""
     return _run({**call, "order": order})
 
 
-def _record(call: dict, outcome) -> None:
+def _record(call: Call, outcome: Outcome) -> None:
     if _recorders:
         _recorders[-1].append((call, outcome))
 
 
-def _run(call: dict) -> Scenario:
+def _run(call: Call) -> Scenario:
     __tracebackhide__ = True
     order = call["order"]
     sources = {name: _source(call[name]) for name in ("instrument", "imports", "setup", "exercise")}
@@ -183,7 +186,7 @@ def _source(code: str) -> str:
     return textwrap.dedent(code)
 
 
-def _environment(extra) -> dict:
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -201,13 +204,13 @@ def _read(path: str) -> str:
         return ""
 
 
-def _text(output) -> str:
+def _text(output: bytes | str | None) -> str:
     if isinstance(output, bytes):
         return output.decode(errors="backslashreplace")
     return output or ""
 
 
-def _parse(report: str):
+def _parse(report: str) -> tuple[list[str], str | None, Any]:
     """(sections started, "done" / "failed" / None, payload) from the report file."""
     sections = []
     for line in report.splitlines():
@@ -219,5 +222,5 @@ def _parse(report: str):
     return sections, None, None
 
 
-def _spans(data: list) -> list[SpanRecord]:
+def _spans(data: list[dict[str, Any]]) -> list[SpanRecord]:
     return [SpanRecord(**span) for span in data]

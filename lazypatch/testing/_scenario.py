@@ -24,7 +24,7 @@ class SpanRecord:
 
     name: str
     kind: str
-    attributes: dict
+    attributes: dict[str, Any]
     status: str
     trace_id: int
     span_id: int
