@@ -439,3 +439,50 @@ def test_an_empty_cache_dir_switches_the_cache_off(pyrun, tmp_path):
     assert [p.name for p in (home / ".cache" / "lazypatch").iterdir()] == [
         Path(_metadata_cache.path("x")).name
     ]
+
+
+REQUIREMENT = """
+import os, sys
+import lazypatch.auto, lazypatch
+
+class Needs(lazypatch.Instrumentor):
+    targets = ("target_mod",)
+    requirements = ("fake-lib >= 2",)
+
+class NeedsNothing(lazypatch.Instrumentor):
+    targets = ("plain_mod",)
+
+Needs().instrument()
+NeedsNothing().instrument()
+import plain_mod
+assert NeedsNothing().state == "active"
+assert "packaging" not in sys.modules and "importlib.metadata" not in sys.modules
+late = os.path.join(os.environ["LATE_SITE"], "fake_lib-2.5.dist-info")  # installed after start-up
+os.makedirs(late)
+with open(os.path.join(late, "METADATA"), "w") as file:
+    file.write("Metadata-Version: 2.1\\nName: fake-lib\\nVersion: 2.5\\n")
+import target_mod
+print(Needs().state, Needs().reason)
+print("packaging" in sys.modules, "importlib.metadata" in sys.modules)
+"""
+
+
+def test_requirements_are_checked_against_the_scan_packaging_imported_only_then(pyrun, tmp_path):
+    early, late = tmp_path / "early", tmp_path / "late"
+    make_dist(early, "fake-lib", "1.0")
+    late.mkdir()
+    settle(early, late)
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(late), str(early)]),
+        "LATE_SITE": str(late),
+        "LAZYPATCH_CACHE_DIR": str(tmp_path / "cache"),
+        # packaging imports logging: its instrumentation's own imports are not the point here
+        "LAZYPATCH_DISABLED_INSTRUMENTATIONS": "*",
+    }
+    files = {"target_mod.py": "", "plain_mod.py": ""}
+    lines = pyrun(REQUIREMENT, files=files, env=env).stdout.splitlines()
+    assert lines == ["active None", "True False"]
+    shutil.rmtree(late / "fake_lib-2.5.dist-info")
+    env["LATE_SITE"] = str(tmp_path / "elsewhere")
+    lines = pyrun(REQUIREMENT, files=files, env=env).stdout.splitlines()
+    assert lines[0] == "skipped requirement 'fake-lib >= 2' not met: fake-lib 1.0 is installed"
