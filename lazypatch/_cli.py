@@ -80,7 +80,9 @@ def run_main(argv=None) -> int:
         break
     if not args:
         return _usage_error("run: no command given")
-    env = _config.child_environment(bootstrap_dir=BOOTSTRAP_DIR, **options)
+    env = _config.child_environment(
+        bootstrap_dir=BOOTSTRAP_DIR, then_dir=_otel.eager_loader_directory(), **options
+    )
     try:
         os.execvpe(args[0], args, env)
     except OSError as exc:

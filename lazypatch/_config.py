@@ -260,15 +260,21 @@ def settings() -> Settings:
     return _settings
 
 
-def child_environment(service_name=None, traces_exporter=None, bootstrap_dir=None) -> dict:
+def child_environment(
+    service_name=None, traces_exporter=None, bootstrap_dir=None, then_dir=None
+) -> dict:
     """The environment for ``lazypatch run``'s command: ours, ``bootstrap_dir`` first on PYTHONPATH.
 
-    An existing PYTHONPATH is kept after it (without a second copy of ``bootstrap_dir``).
+    ``then_dir`` (another tool's ``sitecustomize`` directory) follows it if not already there. An
+    existing PYTHONPATH is kept after them (without a second copy of ``bootstrap_dir``).
     """
     env = dict(os.environ)
     if bootstrap_dir is not None:
         kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != bootstrap_dir]
-        env["PYTHONPATH"] = os.pathsep.join([bootstrap_dir, *kept])
+        first = (
+            [bootstrap_dir] if then_dir is None or then_dir in kept else [bootstrap_dir, then_dir]
+        )
+        env["PYTHONPATH"] = os.pathsep.join([*first, *kept])
     if service_name is not None:
         env["OTEL_SERVICE_NAME"] = service_name
     if traces_exporter is not None:

@@ -265,6 +265,8 @@ def defer_to_eager_loader() -> None:
             if entry.hook is not None:
                 entry.hook.remove()
                 entry.hook = None
+            if entry.state == "shadowed":
+                _otel.resolve_trigger(entry, _metadata.scan())
             entry.state, entry.reason = "external", None
             external[entry.name] = entry
     for entry in entries:

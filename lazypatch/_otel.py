@@ -187,3 +187,18 @@ def before_eager_loader() -> None:
     bootstrap = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
     if any(entry and os.path.abspath(entry) == bootstrap for entry in sys.path):
         import lazypatch.auto  # noqa: F401
+
+
+def eager_loader_directory() -> "Optional[str]":
+    """The directory of OpenTelemetry's ``sitecustomize`` when it ran in this process.
+
+    ``opentelemetry-instrument lazypatch run -- python app.py``: OpenTelemetry's loader ran in
+    ``lazypatch run`` itself, and releases before 0.63b0 take its directory off ``PYTHONPATH``
+    for good, so that the command would run without it. ``lazypatch run`` puts it back after its
+    own, so that both are active in the command whatever OpenTelemetry's release.
+    """
+    if not _eager:
+        return None
+    loader = sys.modules.get("opentelemetry.instrumentation.auto_instrumentation")
+    filename = getattr(loader, "__file__", None)
+    return os.path.dirname(os.path.abspath(filename)) if filename else None
