@@ -15,9 +15,10 @@ it, and ours of the same name are shadowed by them.
 import os
 import sys
 
-from . import _finder, _hooks, _metadata, _otel
+from . import _boundary, _finder, _hooks, _metadata, _otel
 from ._log import logger
 from ._metadata import Distribution
+from ._state import state
 
 INSTRUMENTORS = _metadata.INSTRUMENTORS
 HOOKS = _metadata.HOOKS
@@ -96,7 +97,7 @@ class Entry:
         if self.kind != "hook" or hook is None:
             return self.state, self.reason
         if hook.state == "failed":
-            return "failed", f"{type(hook.error).__name__}: {hook.error}"
+            return "failed", _boundary.reason(hook.error)
         return ("active" if hook.state == "fired" else "armed"), None
 
     def _defer(self) -> bool:
@@ -117,7 +118,7 @@ class Entry:
                 deferred.remove()
                 self._load()
 
-        deferred = _hooks._registry.add(name, finished, internal=True)
+        deferred = _hooks.add_internal(name, finished)
         return True
 
     @property
@@ -132,30 +133,32 @@ class Entry:
             self._load()
 
     def _load(self) -> None:
-        try:
-            if self.source == "opentelemetry":
-                _otel.instrument(self)
-                self.state = "active"
-            else:
-                _instrument_ours(self)
-        except _otel.Skip as skip:
-            self.state = "skipped"
-            self.reason = str(skip)
-            logger().info("skipping opentelemetry instrumentation %r: %s", self.name, skip)
-        except Exception as exc:
-            self.state = "failed"
-            self.reason = f"{type(exc).__name__}: {exc}"
-            from . import _config
+        _boundary.run(_load_entry, self, self._failed)
 
-            if _config.strict():
-                raise
-            logger().error(
-                "%s instrumentation %r (%s) failed; the application goes on without it",
-                self.source,
-                self.name,
-                self.value,
-                exc_info=True,
-            )
+    def _failed(self, exc: BaseException) -> str:
+        self.state = "failed"
+        self.reason = _boundary.reason(exc)
+        return (
+            f"{self.source} instrumentation {self.name!r} ({self.value}) failed; "
+            "the application goes on without it"
+        )
+
+    def _arm_failed(self, exc: BaseException) -> str:
+        self.state, self.reason = "failed", _boundary.reason(exc)
+        return f"cannot arm {self.kind} {self.name!r}"
+
+
+def _load_entry(entry: "Entry") -> None:
+    try:
+        if entry.source == "opentelemetry":
+            _otel.instrument(entry)
+            entry.state = "active"
+        else:
+            _instrument_ours(entry)
+    except _otel.Skip as skip:
+        entry.state = "skipped"
+        entry.reason = str(skip)
+        logger().info("skipping opentelemetry instrumentation %r: %s", entry.name, skip)
 
 
 def _instrument_ours(entry: Entry) -> None:
@@ -232,33 +235,29 @@ def _shadowed_by(winner: Entry) -> str:
     )
 
 
-_entries = None
-
-
 def arm(settings) -> list:
     """Discover and arm every instrumentation of this process, once; return the entries."""
-    global _entries
-    if _entries is not None:
-        return _entries
-    _entries = discover(settings, pre_post=_otel.add_pre_post, cache_dir=settings.cache_dir)
-    for entry in _entries:
-        if entry.state != "armed":
-            continue
-        try:
-            if entry.kind == "hook":
-                entry.hook = _hooks.register_hook(entry.trigger, entry.value)
-            else:
-                entry.hook = _hooks._registry.add(entry.trigger, entry.fire, internal=True)
-        except Exception as exc:
-            entry.state, entry.reason = "failed", f"{type(exc).__name__}: {exc}"
-            logger().error("cannot arm %s %r: %s", entry.kind, entry.name, exc)
-    return _entries
+    if state.entries is not None:
+        return state.entries
+    entries = discover(settings, pre_post=_otel.add_pre_post, cache_dir=settings.cache_dir)
+    state.entries = entries
+    for entry in entries:
+        if entry.state == "armed":
+            _boundary.run(_arm_entry, entry, entry._arm_failed)
+    return entries
+
+
+def _arm_entry(entry: "Entry") -> None:
+    if entry.kind == "hook":
+        entry.hook = _hooks.register_hook(entry.trigger, entry.value)
+    else:
+        entry.hook = _hooks.add_internal(entry.trigger, entry.fire)
 
 
 def defer_to_eager_loader() -> None:
     """OpenTelemetry's loader is about to instrument its instrumentors (``opentelemetry-instrument``
     started after ``lazypatch.auto``): disarm ours of the same names, and its, where not fired."""
-    entries = _entries or []
+    entries = state.entries or []
     external = {}
     for entry in entries:
         if entry.source == "opentelemetry" and entry.state in ("armed", "shadowed"):
@@ -285,19 +284,19 @@ _STATUS = {"armed": "pending"}
 def records(record_class) -> list:
     """``record_class(...)`` for each OpenTelemetry instrumentor armed here, for ``status()``."""
     result = []
-    for entry in _entries or ():
+    for entry in state.entries or ():
         if entry.source != "opentelemetry" or entry.state in ("disabled", "shadowed"):
             continue
-        state, reason = entry.outcome()
-        state = _STATUS.get(state, state)
-        calls = 1 if entry.hook is not None and entry.hook.calls and state == "active" else 0
+        outcome, reason = entry.outcome()
+        outcome = _STATUS.get(outcome, outcome)
+        calls = 1 if entry.hook is not None and entry.hook.calls and outcome == "active" else 0
         seconds = entry.seconds
         result.append(
             record_class(
                 "instrumentor",
                 entry.name,
                 entry.trigger,
-                state,
+                outcome,
                 reason,
                 calls,
                 seconds,
@@ -309,4 +308,4 @@ def records(record_class) -> list:
 
 def armed_entries():
     """The entries armed in this process by ``import lazypatch.auto``; None if not imported."""
-    return _entries
+    return state.entries

@@ -20,8 +20,9 @@ CPython's private names come from ``_cpython``, which also says what to do witho
 """
 
 import sys
+from _thread import get_ident
 
-from . import _cpython
+from . import _boundary, _cpython
 
 _LEGACY_FIND_MODULE = sys.version_info < (3, 12)
 
@@ -43,6 +44,10 @@ class Listener:
         """Module ``name`` was added to ``sys.modules`` without this finder (a finder in front
         of it resolved it): fire what its hooks missed."""
 
+    def failed(self, name: str, exc: BaseException) -> str:
+        """The finder failed on module ``name``: record it; return the sentence to log."""
+        return f"lazypatch's finder failed on module {name!r}"
+
 
 _listener = Listener()
 
@@ -56,7 +61,11 @@ def _finished(name: str, module, spec=None) -> None:
     if module is FAILED or "." not in name:
         _listener.end(name, module, spec)
         return
-    _bind_to_parent(name, module)
+    try:
+        _bind_to_parent(name, module)
+    except BaseException:  # strict: the failure propagates, this execution ends as failed
+        _listener.end(name, FAILED, spec)
+        raise
     try:
         _listener.end(name, module, spec)
     except BaseException:
@@ -78,8 +87,8 @@ def _bind_to_parent(name: str, module, unbind: bool = False) -> None:
             setattr(parent, child, module)
         elif getattr(parent, child, None) is module:
             delattr(parent, child)
-    except Exception:
-        pass
+    except Exception as exc:
+        _boundary.report(exc, lambda exc: f"cannot set {name!r} on its package {parent_name!r}")
 
 
 class _SpecWatch:
@@ -160,9 +169,14 @@ def is_initializing(spec) -> bool:
 
 
 def import_in_flight(name: str) -> bool:
-    """True while some thread holds (or waits for) the import lock of module ``name``."""
+    """True while another thread holds (or waits for) the import lock of module ``name``.
+
+    False when this thread holds it: waiting for it would then wait for ourselves.
+    """
     locks = _cpython.module_locks
-    return locks is not None and name in locks
+    ref = locks.get(name) if locks is not None else None
+    lock = ref() if ref is not None else None
+    return lock is not None and getattr(lock, "owner", None) != get_ident()
 
 
 def wait_for_import(name: str) -> None:
@@ -216,8 +230,8 @@ class _LoaderProxy:
             module_spec = module.__dict__.get("__spec__")
             if module_spec is not None and module_spec is not spec and module_spec.loader is self:
                 module_spec.loader = loader
-        except Exception:
-            pass
+        except Exception as exc:
+            _boundary.report(exc, lambda exc: f"cannot restore the loader of {spec.name!r}")
 
 
 class _ExecProxy(_LoaderProxy):
@@ -242,8 +256,8 @@ class _ExecProxy(_LoaderProxy):
         spec = self._spec
         name = spec.name
         _listener.begin(name)
-        self._restore(module)
         try:
+            self._restore(module)
             self._loader.exec_module(module)
         except BaseException:
             _listener.end(name, FAILED)
@@ -272,10 +286,10 @@ class _LegacyProxy(_LoaderProxy):
         self._restore(None)
         try:
             module = self._loader.load_module(fullname)
+            self._restore(module)
         except BaseException:
             _listener.end(fullname, FAILED)
             raise
-        self._restore(module)
         _finished(fullname, sys.modules.get(fullname, module))
         return module
 
@@ -328,7 +342,8 @@ class Finder:
             return None
         try:
             return _proxied(spec)
-        except Exception:
+        except Exception as exc:
+            _boundary.report(exc, lambda exc: _listener.failed(fullname, exc))
             return spec
 
     def mark(self) -> None:

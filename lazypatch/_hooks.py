@@ -1,24 +1,35 @@
-"""Registry of post-import hooks: pending/fired state, ordering, locking, error isolation.
+"""Post-import hooks: ``Hook`` handles, pending/fired state, ordering, lazy ``"pkg:func"`` targets.
 
 Each watched module has a generation counter, bumped when an execution of it begins. A hook
 remembers the generation it last fired for; when an execution ends, every hook of that module
 with an older generation fires once, in registration order, including hooks registered while the
-module was executing. The registry lock guards only these state changes, never a hook's run.
+module was executing. ``hooks_lock`` (process state) guards only these state changes, never a
+hook's run; a hook runs inside the error boundary.
 """
 
-import os
 import sys
-from _thread import RLock
 from time import perf_counter
 
-from . import _config, _finder
-from ._log import logger
+from . import _boundary, _finder
+from ._state import state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Callable, List, Optional, Tuple, TypeVar, Union
+
+    HookTarget = Union[Callable[[ModuleType], object], str]
+    F = TypeVar("F", bound=Callable[[ModuleType], object])
 
 _MISSING = object()
 
 
 class Hook:
-    """Handle on one registered post-import hook."""
+    """Handle on one registered post-import hook.
+
+    ``state``: ``"pending"``, ``"fired"``, ``"failed"`` (its last run raised) or ``"removed"``.
+    ``error``: the exception its last run raised; None if that run succeeded or none has run.
+    """
 
     __slots__ = (
         "module",
@@ -32,16 +43,16 @@ class Hook:
         "_offline",
     )
 
-    def __init__(self, module: str, target, internal: bool = False) -> None:
+    def __init__(self, module: str, target: "HookTarget", internal: bool = False) -> None:
         self.module = module
         self.target = target
         self.state = "pending"
         self.calls = 0
-        self.error = None
+        self.error: BaseException | None = None
         self._seconds = 0.0
         self._gen = 0
         self._internal = internal
-        self._offline = None  # while uninstalled: the (module, spec) this hook last saw
+        self._offline: Tuple[object, object] | None = None  # uninstalled: (module, spec) seen
 
     def __repr__(self) -> str:
         return f"<Hook {describe(self.target)} for {self.module!r}: {self.state}>"
@@ -50,34 +61,32 @@ class Hook:
         """Stop this hook from firing again; idempotent. What it already did stays done."""
         _registry.remove(self)
 
-    def _run(self, module) -> None:
+    def _run(self, module: object) -> None:
         start = perf_counter()
         try:
-            target = self.target
-            if target.__class__ is str:
-                target = resolve(target)
-            target(module)
-        except BaseException as exc:
-            self.error = exc
-            if self.state != "removed":
-                self.state = "failed"
-            if not isinstance(exc, Exception) or _config.strict():
-                raise
-            logger().error(
-                "post-import hook %s for module %r failed; the import goes on",
-                describe(self.target),
-                self.module,
-                exc_info=True,
-            )
-        else:
-            if self.state != "removed":
-                self.state = "fired"
+            if _boundary.run(self._call, module, self._failed) is not _boundary.FAILED:
+                self.error = None
+                if self.state != "removed":
+                    self.state = "fired"
         finally:
             self.calls += 1
             self._seconds += perf_counter() - start
 
+    def _call(self, module: object) -> None:
+        target = self.target
+        if target.__class__ is str:
+            target = resolve(target)  # type: ignore[arg-type]
+        target(module)  # type: ignore[operator]
 
-def describe(target) -> str:
+    def _failed(self, exc: BaseException) -> str:
+        self.error = exc
+        if self.state != "removed":
+            self.state = "failed"
+        target = describe(self.target)
+        return f"post-import hook {target} for module {self.module!r} failed; the import goes on"
+
+
+def describe(target: object) -> str:
     """A readable name for a hook target: a ``"pkg.mod:func"`` string, or module.qualname."""
     if target.__class__ is str:
         return target
@@ -88,17 +97,17 @@ def describe(target) -> str:
     return f"{module}.{name}" if module else name
 
 
-def resolve(target: str):
+def resolve(target: str) -> object:
     """Import ``"pkg.mod:attr.path"`` and return the attribute."""
     module_name, _, path = target.partition(":")
     __import__(module_name)
-    obj = sys.modules[module_name]
+    obj: object = sys.modules[module_name]
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
 
 
-def _check_target(target) -> None:
+def _check_target(target: object) -> None:
     if target.__class__ is str:
         module_name, sep, path = target.partition(":")
         if not (sep and module_name and path) or "" in path.split("."):
@@ -107,7 +116,7 @@ def _check_target(target) -> None:
         raise TypeError(f"hook must be a callable or a 'pkg.mod:attr' string, got {target!r}")
 
 
-def _spec_of(obj):
+def _spec_of(obj: object) -> object:
     """``obj.__spec__`` without running the module's ``__getattr__`` or a lazy module's load."""
     try:
         return object.__getattribute__(obj, "__dict__").get("__spec__")
@@ -116,61 +125,61 @@ def _spec_of(obj):
 
 
 class _Registry(_finder.Listener):
+    """The hook logic over the process state's hook registries; the finder reports to it."""
+
     def __init__(self) -> None:
-        self.lock = RLock()
-        self.hooks = {}  # module name -> live hooks in registration order; the finder's watch list
-        self.all = []  # public hooks ever registered, for status()
-        self.depth = {}  # module name -> executions in progress
-        self.gens = {}  # module name -> executions begun
-        self.seen = {}  # watched name -> (module, spec) of the last execution its hooks saw
-        self.offline = False  # uninstalled: hooks remember what they saw, for install()
-        self.finder = _finder.Finder(self.hooks)
-        self.auto_installed = False
+        self.finder = _finder.Finder(state.watched)
 
     # -- registration ---------------------------------------------------------------
 
-    def add(self, module: str, target, internal: bool = False) -> Hook:
+    def add(self, module: str, target: "HookTarget", internal: bool = False) -> Hook:
         if module.__class__ is not str or not module:
             raise TypeError(f"module must be a non-empty dotted name, got {module!r}")
         _check_target(target)
-        if not self.auto_installed:
-            self.auto_installed = True
+        if not state.auto_installed:
+            state.auto_installed = True
             self.install()
         else:
             self.catch_up(module)
         hook = Hook(module, target, internal)
-        with self.lock:
-            self.hooks.setdefault(module, []).append(hook)
+        with state.hooks_lock:
+            state.watched.setdefault(module, []).append(hook)
             if not internal:
-                self.all.append(hook)
+                state.public_hooks[hook] = None
             loaded, gen = self._arm(hook)
-            busy = not self.depth.get(module) and _finder.import_in_flight(module)
-        if busy:
-            # Another thread is importing or reloading it without our proxy: its end decides.
+            busy = not state.depth.get(module) and _finder.import_in_flight(module)
+        while busy:
+            # Another thread is importing or reloading it, perhaps without our proxy: its end
+            # decides. Then check again: a reload waiting for that lock may have taken it, and its
+            # module is not ours to run on until it has finished executing.
             _finder.wait_for_import(module)
-            with self.lock:
-                loaded = self._arm(hook)[0] if hook._gen == gen else _MISSING
+            with state.hooks_lock:
+                if hook._gen != gen:  # an execution's end has fired it meanwhile
+                    loaded = _MISSING
+                    break
+                loaded, gen = self._arm(hook)
+                busy = not state.depth.get(module) and _finder.import_in_flight(module)
         if loaded is not _MISSING:
             seen = (loaded, _spec_of(loaded))
-            if self.offline:
+            if state.offline:
                 hook._offline = seen
             else:
-                with self.lock:
-                    if module in self.hooks:
-                        self.seen[module] = seen
+                with state.hooks_lock:
+                    if module in state.watched:
+                        state.seen[module] = seen
             hook._run(loaded)
         return hook
 
-    def _arm(self, hook: Hook):
+    def _arm(self, hook: Hook) -> "Tuple[object, int]":
         """Under the lock: the module to fire ``hook`` on now (or _MISSING), and its generation."""
         loaded = self._loaded(hook.module)
-        gen = self.gens.get(hook.module, 0)
-        hook._gen = gen - 1 if self.depth.get(hook.module) else gen
+        gen = state.gens.get(hook.module, 0)
+        hook._gen = gen - 1 if state.depth.get(hook.module) else gen
         return loaded, hook._gen
 
-    def _loaded(self, name: str):
+    def _loaded(self, name: str) -> object:
         """The module if fully imported; else _MISSING (absent, or executing: it will report)."""
-        if self.depth.get(name):
+        if state.depth.get(name):
             return _MISSING
         obj = sys.modules.get(name)
         if obj is None:
@@ -181,6 +190,11 @@ class _Registry(_finder.Listener):
         if _finder.is_proxied(spec):
             return _MISSING  # its proxy has yet to execute it, and will report
         if _finder.is_initializing(spec):
+            seen = state.seen.get(name)
+            if seen is not None and seen[0] is obj:
+                # Our proxy has reported the end of this execution; importlib has yet to clear
+                # ``_initializing`` in its last step. Watching the spec now would report it twice.
+                return obj
             # Mid-import without our proxy (registered from its own body, a circular import or
             # another thread): the spec reports the end of that execution.
             if _finder.is_watched(spec):
@@ -193,23 +207,24 @@ class _Registry(_finder.Listener):
         return obj
 
     def remove(self, hook: Hook) -> bool:
-        with self.lock:
+        with state.hooks_lock:
             if hook.state == "removed":
                 return False
             hook.state = "removed"
-            hooks = self.hooks.get(hook.module)
+            state.public_hooks.pop(hook, None)
+            hooks = state.watched.get(hook.module)
             if hooks is not None and hook in hooks:
                 hooks.remove(hook)
                 if not hooks:
-                    del self.hooks[hook.module]
-                    self.seen.pop(hook.module, None)
+                    del state.watched[hook.module]
+                    state.seen.pop(hook.module, None)
             return True
 
-    def remove_target(self, module: str, target) -> bool:
-        with self.lock:
+    def remove_target(self, module: str, target: object) -> bool:
+        with state.hooks_lock:
             matches = [
                 h
-                for h in self.hooks.get(module, ())
+                for h in state.watched.get(module, ())
                 if h is target or (not h._internal and _same(h.target, target))
             ]
             for hook in matches:
@@ -222,30 +237,30 @@ class _Registry(_finder.Listener):
     # rather than ``with``, which costs about twice as much per round trip.
 
     def begin(self, name: str) -> None:
-        lock = self.lock
+        lock = state.hooks_lock
         lock.acquire()
         try:
-            self.depth[name] = self.depth.get(name, 0) + 1
-            self.gens[name] = self.gens.get(name, 0) + 1
+            state.depth[name] = state.depth.get(name, 0) + 1
+            state.gens[name] = state.gens.get(name, 0) + 1
         finally:
             lock.release()
 
-    def end(self, name: str, module, spec=None) -> None:
+    def end(self, name: str, module: object, spec: object = None) -> None:
         failed = module is _finder.FAILED
-        lock = self.lock
+        lock = state.hooks_lock
         try:
             while True:
                 lock.acquire()
                 try:
-                    gen = self.gens.get(name, 0)
+                    gen = state.gens.get(name, 0)
                     due = []
                     if not failed:
                         seen = (module, _spec_of(module))
-                        if name in self.hooks:
-                            self.seen[name] = seen
-                        if not self.offline:
+                        if name in state.watched:
+                            state.seen[name] = seen
+                        if not state.offline:
                             seen = None
-                        for hook in self.hooks.get(name, ()):
+                        for hook in state.watched.get(name, ()):
                             if hook._gen < gen:
                                 hook._gen = gen
                                 hook._offline = seen
@@ -259,28 +274,28 @@ class _Registry(_finder.Listener):
                     if hook.state != "removed":
                         hook._run(module)
         except BaseException:
-            with lock:
+            with state.hooks_lock:
                 self._leave(name, spec)
             raise
 
     def late(self, name: str) -> None:
         """Fire the hooks of ``name`` if the module in ``sys.modules`` was executed without the
         finder's knowledge (resolved by a finder in front of it): once per execution."""
-        if self.offline:
+        if state.offline:
             return
-        with self.lock:
+        with state.hooks_lock:
             module = self._loaded(name)
-            if module is _MISSING or name not in self.hooks:
+            if module is _MISSING or name not in state.watched:
                 return
             spec = _spec_of(module)
-            seen = self.seen.get(name)
+            seen = state.seen.get(name)
             # A legacy load_module loader's module gets its __spec__ only after the execution.
             if seen is not None and seen[0] is module and (seen[1] is None or seen[1] is spec):
                 return
-            self.seen[name] = (module, spec)
-            gen = self.gens[name] = self.gens.get(name, 0) + 1
+            state.seen[name] = (module, spec)
+            gen = state.gens[name] = state.gens.get(name, 0) + 1
             due = []
-            for hook in self.hooks[name]:
+            for hook in state.watched[name]:
                 if hook._gen < gen:
                     hook._gen = gen
                     due.append(hook)
@@ -288,44 +303,51 @@ class _Registry(_finder.Listener):
             if hook.state != "removed":
                 hook._run(module)
 
-    def catch_up(self, name=None) -> None:
+    def catch_up(self, name: "Optional[str]" = None) -> None:
         """Fire what executions unknown to the finder left pending: those of the names added to
         ``sys.modules`` since the finder's last look, and of ``name`` (every watched name if
         None: a reload by a finder in front adds no name)."""
-        if self.offline:
+        if state.offline:
             return
         self.finder.catch_up()
-        for watched in list(self.hooks) if name is None else (name,):
+        for watched in list(state.watched) if name is None else (name,):
             self.late(watched)
 
-    def _leave(self, name: str, spec) -> None:
+    def _leave(self, name: str, spec: object) -> None:
         """Under the lock, in the same step that found no hook left: the execution is over."""
-        depth = self.depth.get(name, 0) - 1
+        depth = state.depth.get(name, 0) - 1
         if depth > 0:
-            self.depth[name] = depth
+            state.depth[name] = depth
         else:
-            self.depth.pop(name, None)
+            state.depth.pop(name, None)
         if spec is not None:
             _finder.unwatch(spec)
+
+    def failed(self, name: str, exc: BaseException) -> str:
+        with state.hooks_lock:
+            for hook in state.watched.get(name, ()):
+                hook.error = exc
+                hook.state = "failed"
+        return f"lazypatch's finder failed on module {name!r}: its hooks miss this execution"
 
     # -- lifecycle ------------------------------------------------------------------
 
     def install(self) -> None:
-        with self.lock:
+        with state.hooks_lock:
             self.finder.install()
-            offline, self.offline = self.offline, False
+            offline, state.offline = state.offline, False
         if offline:
             self._catch_up()
         self.catch_up()
 
     def uninstall(self) -> None:
-        with self.lock:
-            self.auto_installed = True  # an explicit uninstall() is not undone by a registration
+        with state.hooks_lock:
+            state.auto_installed = True  # an explicit uninstall() is not undone by a registration
             self.finder.uninstall()
-            if self.offline:
+            if state.offline:
                 return
-            self.offline = True
-            for name, hooks in self.hooks.items():
+            state.offline = True
+            for name, hooks in state.watched.items():
                 module = self._loaded(name)
                 seen = None if module is _MISSING else (module, _spec_of(module))
                 for hook in hooks:
@@ -337,29 +359,26 @@ class _Registry(_finder.Listener):
         A module object or a ``__spec__`` (renewed by a reload) other than the one the hook saw
         last means its module was executed meanwhile.
         """
-        for name in list(self.hooks):
-            with self.lock:
+        for name in list(state.watched):
+            with state.hooks_lock:
                 module = self._loaded(name)
                 spec = None if module is _MISSING else _spec_of(module)
                 due = []
-                for hook in self.hooks.get(name, ()):
+                for hook in state.watched.get(name, ()):
                     seen, hook._offline = hook._offline, None
                     if module is not _MISSING and (
                         seen is None or seen[0] is not module or seen[1] is not spec
                     ):
-                        hook._gen = self.gens.get(name, 0)
+                        hook._gen = state.gens.get(name, 0)
                         due.append(hook)
-                if module is not _MISSING and name in self.hooks:
-                    self.seen[name] = (module, spec)
+                if module is not _MISSING and name in state.watched:
+                    state.seen[name] = (module, spec)
             for hook in due:
                 if hook.state != "removed":
                     hook._run(module)
 
-    def after_fork_in_child(self) -> None:
-        self.lock = RLock()
 
-
-def _same(registered, target) -> bool:
+def _same(registered: object, target: object) -> bool:
     try:
         return bool(registered == target)
     except Exception:
@@ -368,11 +387,9 @@ def _same(registered, target) -> bool:
 
 _registry = _Registry()
 _finder.set_listener(_registry)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_registry.after_fork_in_child)
 
 
-def register_hook(module: str, hook) -> Hook:
+def register_hook(module: str, hook: "HookTarget") -> Hook:
     """Run ``hook(module_object)`` each time ``module`` finishes executing (now, if imported).
 
     ``hook`` is a callable or a ``"pkg.mod:attr.path"`` string imported only when it fires.
@@ -380,17 +397,17 @@ def register_hook(module: str, hook) -> Hook:
     return _registry.add(module, hook)
 
 
-def when_imported(module: str):
+def when_imported(module: str) -> "Callable[[F], F]":
     """Decorator form of :func:`register_hook`; returns the function unchanged."""
 
-    def decorate(func):
+    def decorate(func: "F") -> "F":
         _registry.add(module, func)
         return func
 
     return decorate
 
 
-def unregister_hook(module: str, hook) -> bool:
+def unregister_hook(module: str, hook: "HookTarget") -> bool:
     """Remove the hooks for ``module`` whose target is ``hook``; True if something was removed."""
     return _registry.remove_target(module, hook)
 
@@ -412,7 +429,25 @@ def catch_up() -> None:
     _registry.catch_up()
 
 
-def public_hooks() -> list:
-    """Every hook registered through the public API, removed ones included."""
-    with _registry.lock:
-        return list(_registry.all)
+def add_internal(module: str, target: "Callable[[object], object]") -> Hook:
+    """A hook for lazypatch's own use (a patch, an instrumentor's target, an entry point): not
+    listed by ``status()``, not matched by ``unregister_hook``."""
+    return _registry.add(module, target, internal=True)
+
+
+def status_rows() -> "List[Tuple[str, str, str, Optional[str], int, float]]":
+    """``(name, module, state, reason, calls, seconds)`` of each live public hook, in
+    registration order."""
+    with state.hooks_lock:
+        hooks = list(state.public_hooks)
+    return [
+        (
+            describe(hook.target),
+            hook.module,
+            hook.state,
+            _boundary.reason(hook.error) if hook.state == "failed" else None,
+            hook.calls,
+            hook._seconds,
+        )
+        for hook in hooks
+    ]

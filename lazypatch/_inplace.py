@@ -29,6 +29,7 @@ import builtins
 from types import FunctionType, MethodType
 
 from ._log import logger
+from ._state import state
 
 # co_flags bits (CPython's, the same in every version; spelled here to keep ``inspect`` out).
 _VARARGS = 0x04
@@ -51,8 +52,6 @@ _NEEDS = (
     "GeneratorExit",
     "BaseException",
 )
-
-_chains = {}  # id(function) -> _Chain, for every function that has an in-place layer
 
 
 class Layer:
@@ -106,7 +105,7 @@ class _Chain:
         function.__code__ = code
         self.top = code
         if not self.layers:
-            del _chains[id(function)]
+            del state.chains[id(function)]
 
     def _trampoline(self, beneath, layer):
         function = self.function
@@ -130,9 +129,9 @@ class _Chain:
 
 def apply(owner, function, wrapper, method: bool):
     """Put ``owner``'s layer on ``function``, outermost; None if ``owner`` has one there already."""
-    chain = _chains.get(id(function))
+    chain = state.chains.get(id(function))
     if chain is None:
-        chain = _chains[id(function)] = _Chain(function)
+        chain = state.chains[id(function)] = _Chain(function)
     elif any(layer.owner is owner for layer in chain.layers):
         return None
     layer = Layer(owner, chain, wrapper, method)
@@ -142,7 +141,7 @@ def apply(owner, function, wrapper, method: bool):
     except BaseException:
         chain.layers.remove(layer)
         if not chain.layers:
-            del _chains[id(function)]
+            del state.chains[id(function)]
         raise
     return layer
 

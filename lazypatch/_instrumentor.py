@@ -7,15 +7,18 @@ through ``self.wrap``/``self.replace``/``self.register_hook`` is tracked, so ``u
 can take it all back.
 """
 
-from _thread import RLock
 from time import perf_counter
 
-from . import _config, _hooks, _patches
-from ._hooks import _registry
+from . import _boundary, _hooks, _patches
 from ._log import logger
+from ._state import state
 
-_lock = RLock()
-_all = []  # one instance per Instrumentor class, in creation order, for status()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Collection, Dict, List, Optional, Set, Tuple, TypeVar, Union
+
+    H = TypeVar("H", _hooks.Hook, _patches.Patch)
 
 
 class Instrumentor:
@@ -27,17 +30,26 @@ class Instrumentor:
     """
 
     name: str = ""
-    targets: "tuple[str, ...]" = ()
-    requirements: "tuple[str, ...]" = ()
+    targets: "Tuple[str, ...]" = ()
+    requirements: "Tuple[str, ...]" = ()
+    state: str
+    reason: "Optional[str]"
+    _calls: int
+    _seconds: float
+    _kwargs: "Dict[str, Any]"
+    _armed: "List[_hooks.Hook]"
+    _loaded: "Set[str]"
+    _made: "List[Union[_hooks.Hook, _patches.Patch]]"
+    _ran: bool
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: "Any") -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__.lower().replace("instrumentor", "")
 
-    def __new__(cls, *args, **kwargs):
-        with _lock:
-            self = cls.__dict__.get("_instance")
+    def __new__(cls, *args: "Any", **kwargs: "Any") -> "Instrumentor":
+        with state.instrumentors_lock:
+            self: Optional[Instrumentor] = cls.__dict__.get("_instance")
             if self is None:
                 self = super().__new__(cls)
                 self.state = "off"
@@ -49,48 +61,50 @@ class Instrumentor:
                 self._loaded = set()
                 self._made = []
                 self._ran = False
-                cls._instance = self
-                _all.append(self)
+                cls._instance = self  # type: ignore[attr-defined]
+                state.instrumentors.append(self)
         return self
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {self.state}>"
 
-    def instrumentation_dependencies(self) -> "Collection[str]":  # noqa: F821
+    def instrumentation_dependencies(self) -> "Collection[str]":
         """The requirements (OpenTelemetry's name for them)."""
         return self.requirements
 
-    def _instrument(self, **kwargs) -> None:
+    def _instrument(self, **kwargs: "Any") -> None:
         """Apply the patches; runs once all targets are imported. Override in a subclass."""
 
-    def _uninstrument(self, **kwargs) -> None:
+    def _uninstrument(self, **kwargs: "Any") -> None:
         """Undo what tracked patches do not cover. Optional: tracked patches are removed anyway."""
 
     def wrap(
         self,
-        module: "str | ModuleType",  # noqa: F821
+        module: "Union[str, ModuleType]",
         path: str,
-        wrapper,
+        wrapper: "_patches.Wrapper",
         *,
         in_place: bool = False,
     ) -> "_patches.Patch":
         """Like :func:`lazypatch.wrap`, removed by :meth:`uninstrument`."""
         return self._track(_patches.wrap(module, path, wrapper, in_place=in_place))
 
-    def replace(self, module: "str | ModuleType", path: str, value: object) -> "_patches.Patch":  # noqa: F821
+    def replace(
+        self, module: "Union[str, ModuleType]", path: str, value: object
+    ) -> "_patches.Patch":
         """Like :func:`lazypatch.replace`, removed by :meth:`uninstrument`."""
         return self._track(_patches.replace(module, path, value))
 
-    def register_hook(self, module: str, hook) -> "_hooks.Hook":
+    def register_hook(self, module: str, hook: "_hooks.HookTarget") -> "_hooks.Hook":
         """Like :func:`lazypatch.register_hook`, removed by :meth:`uninstrument`."""
         return self._track(_hooks.register_hook(module, hook))
 
-    def instrument(self, **kwargs) -> None:
+    def instrument(self, **kwargs: "Any") -> None:
         """Arm: ``_instrument(**kwargs)`` runs once every target is imported (now, if they are).
 
         Imports nothing. Idempotent: does nothing unless the state is ``"off"``.
         """
-        with _lock:
+        with state.instrumentors_lock:
             if self.state != "off":
                 return
             self.state = "pending"
@@ -100,17 +114,17 @@ class Instrumentor:
         if not self.targets:
             self._run()
         for target in self.targets:
-            hook = _registry.add(target, self._on_load(target), internal=True)
-            with _lock:
+            hook = _hooks.add_internal(target, self._on_load(target))
+            with state.instrumentors_lock:
                 if self.state == "pending" and not self._ran:
                     self._armed.append(hook)
                     continue
             hook.remove()
 
-    def uninstrument(self, **kwargs) -> None:
+    def uninstrument(self, **kwargs: "Any") -> None:
         """Remove every tracked patch and hook, cancel a pending ``instrument()``, then run
         ``_uninstrument(**kwargs)`` if ``_instrument`` had run. Idempotent."""
-        with _lock:
+        with state.instrumentors_lock:
             if self.state == "off":
                 return
             self.state = "off"
@@ -119,29 +133,32 @@ class Instrumentor:
         self._disarm()
         self._remove_made()
         if ran:
-            try:
-                self._uninstrument(**kwargs)
-            except Exception:
-                if _config.strict():
-                    raise
-                logger().error("uninstrumenting %s failed", self.name, exc_info=True)
+            _boundary.run(self._call_uninstrument, kwargs, self._uninstrument_failed)
 
     # -- internals ------------------------------------------------------------------
 
-    def _track(self, handle):
-        with _lock:
+    def _call_uninstrument(self, kwargs: "Dict[str, Any]") -> None:
+        self._uninstrument(**kwargs)
+
+    def _uninstrument_failed(self, exc: BaseException) -> str:
+        # Its patches and hooks are removed all the same: the state stays "off".
+        self.reason = f"_uninstrument failed: {_boundary.reason(exc)}"
+        return f"uninstrumenting {self.name} failed"
+
+    def _track(self, handle: "H") -> "H":
+        with state.instrumentors_lock:
             self._made.append(handle)
         return handle
 
     def _remove_made(self) -> None:
-        with _lock:
+        with state.instrumentors_lock:
             made, self._made = self._made, []
         for handle in reversed(made):
             handle.remove()
 
-    def _on_load(self, target: str):
-        def loaded(module) -> None:
-            with _lock:
+    def _on_load(self, target: str) -> "Callable[[object], None]":
+        def loaded(module: object) -> None:
+            with state.instrumentors_lock:
                 if self.state != "pending":
                     return
                 self._loaded.add(target)
@@ -152,49 +169,50 @@ class Instrumentor:
         return loaded
 
     def _run(self) -> None:
-        with _lock:
+        with state.instrumentors_lock:
             if self.state != "pending" or self._ran:
                 return
             self._ran = True
         start = perf_counter()
         try:
-            reason = unmet(self.requirements)
-            if reason is not None:
-                self._stop("skipped", reason)
-                logger().info("instrumentor %s skipped: %s", self.name, reason)
-                return
-            self._calls += 1
-            self._instrument(**self._kwargs)
-        except Exception as exc:
-            from ._status import reason_of
-
-            self._remove_made()
-            self._stop("failed", reason_of(exc))
-            if _config.strict():
-                raise
-            logger().error("instrumentor %s failed, the import goes on", self.name, exc_info=True)
-        else:
-            with _lock:
-                if self.state == "pending":
-                    self.state = "active"
+            if _boundary.run(self._check_and_instrument, self._kwargs, self._failed) is True:
+                with state.instrumentors_lock:
+                    if self.state == "pending":
+                        self.state = "active"
         finally:
             self._seconds += perf_counter() - start
             self._disarm()
 
-    def _stop(self, state: str, reason: str) -> None:
-        with _lock:
+    def _check_and_instrument(self, kwargs: "Dict[str, Any]") -> bool:
+        """Run ``_instrument`` if the requirements are met; False if they are not."""
+        reason = unmet(self.requirements)
+        if reason is not None:
+            self._stop("skipped", reason)
+            logger().info("instrumentor %s skipped: %s", self.name, reason)
+            return False
+        self._calls += 1
+        self._instrument(**kwargs)
+        return True
+
+    def _failed(self, exc: BaseException) -> str:
+        self._remove_made()
+        self._stop("failed", f"{_boundary.reason(exc)}")
+        return f"instrumentor {self.name} failed, the import goes on"
+
+    def _stop(self, new_state: str, reason: str) -> None:
+        with state.instrumentors_lock:
             self._ran = False
-            self.state = state
+            self.state = new_state
             self.reason = reason
 
     def _disarm(self) -> None:
-        with _lock:
+        with state.instrumentors_lock:
             armed, self._armed = self._armed, []
         for hook in armed:
             hook.remove()
 
 
-def unmet(requirements) -> "str | None":
+def unmet(requirements: "Collection[str]") -> "Optional[str]":
     """Why the first unmet requirement is unmet, or None when all are met.
 
     The installed version comes from lazypatch's scan of installed distributions (the one reader
@@ -221,7 +239,19 @@ def unmet(requirements) -> "str | None":
     return None
 
 
-def all_instrumentors() -> list:
-    """Every Instrumentor instance, in creation order."""
-    with _lock:
-        return list(_all)
+def status_rows() -> "List[Tuple[str, str, str, Optional[str], int, float]]":
+    """``(name, targets joined by ",", state, reason, calls, seconds)`` of each Instrumentor
+    instance, in creation order."""
+    with state.instrumentors_lock:
+        instrumentors = list(state.instrumentors)
+    return [
+        (
+            instrumentor.name,
+            ",".join(instrumentor.targets),
+            instrumentor.state,
+            instrumentor.reason,
+            instrumentor._calls,
+            instrumentor._seconds,
+        )
+        for instrumentor in instrumentors
+    ]

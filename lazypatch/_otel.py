@@ -20,14 +20,13 @@ arms its own only where OpenTelemetry has none (see :mod:`lazypatch._discovery`)
 
 import os
 import sys
-from _thread import allocate_lock
 
-from . import _hooks
-from ._log import logger
+from . import _boundary, _hooks
+from ._state import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Callable, Optional
 
     from ._discovery import Entry
     from ._metadata import Scan
@@ -110,23 +109,28 @@ def instrumented(entry: "Entry") -> bool:
 
 
 class _OncePerGroup:
-    """Runs the ``opentelemetry_pre/post_instrument`` entry points, each group once per process."""
+    """Runs the ``opentelemetry_pre/post_instrument`` entry points, each group once per process.
 
-    def __init__(self) -> None:
-        self.lock = allocate_lock()
-        self.pending: dict = {OTEL_PRE: [], OTEL_POST: []}
+    What is still to run lives in the process state (``otel_hooks``).
+    """
 
     def add(self, group: str, value: str) -> None:
-        self.pending[group].append(value)
+        with state.otel_hooks_lock:
+            state.otel_hooks.setdefault(group, []).append(value)
 
     def run(self, group: str) -> None:
-        with self.lock:
-            values, self.pending[group] = self.pending[group], []
+        with state.otel_hooks_lock:
+            values = state.otel_hooks.pop(group, [])
         for value in values:
-            try:
-                _hooks.resolve(value)()
-            except Exception:
-                logger().error("%s entry point %s failed", group, value, exc_info=True)
+            _boundary.run(_run_entry_point, value, _entry_point_failed(group, value))
+
+
+def _run_entry_point(value: str) -> None:
+    _hooks.resolve(value)()  # type: ignore[operator]
+
+
+def _entry_point_failed(group: str, value: str) -> "Callable[[BaseException], str]":
+    return lambda exc: f"{group} entry point {value} failed"
 
 
 _pre_post = _OncePerGroup()

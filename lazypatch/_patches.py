@@ -18,22 +18,31 @@ goal wins over reuse; ``tests/test_patches_wrapt.py`` holds the two to the same 
 """
 
 import sys
-from _thread import RLock
 from time import perf_counter
 
-from . import _config
-from ._hooks import _registry
+from . import _boundary, _hooks
 from ._log import logger
+from ._state import state
 
-_lock = RLock()
-_all = []  # every Patch created, for status()
-_layers = {}  # id(descriptor or function of a live wrap layer) -> _Layer
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+    Wrapper = Callable[[Any, Any, tuple, Dict[str, Any]], Any]
+    Maker = Callable[[Any, str, Any], "_Layer"]
+
 _MAX_CHAIN = 64
 _NO_ARGUMENT = object()
 
 
 class Patch:
-    """Handle on one ``wrap`` or ``replace``: where, in what state, and the object it patched."""
+    """Handle on one ``wrap`` or ``replace``: where, in what state, and the object it patched.
+
+    ``state``: ``"pending"``, ``"applied"``, ``"failed"`` (its last application raised) or
+    ``"removed"``. ``error``: the exception its last application raised; None if that one
+    succeeded or none has run.
+    """
 
     __slots__ = (
         "module",
@@ -49,60 +58,59 @@ class Patch:
         "_applied",
     )
 
-    def __init__(self, module: str, path: str, make, in_place: bool = False) -> None:
+    def __init__(self, module: str, path: str, make: "Any", in_place: bool = False) -> None:
         self.module = module
         self.path = path
         self.state = "pending"
-        self.original = None
-        self.error = None
+        self.original: object = None
+        self.error: BaseException | None = None
         self.in_place = in_place
         self.calls = 0
         self._seconds = 0.0
         self._make = make  # makes a layer; for an in-place patch, the wrapper
-        self._hook = None
-        self._applied = []
+        self._hook: Optional[_hooks.Hook] = None
+        self._applied: List[Any] = []
 
     def __repr__(self) -> str:
         return f"<Patch {self.module}:{self.path}: {self.state}>"
 
     def remove(self) -> None:
         """Undo this patch wherever applied; it never applies again. Idempotent, never raises."""
-        with _lock:
+        with state.patches_lock:
             if self.state == "removed":
                 return
             self.state = "removed"
-            hook = self._hook
+            state.patches.pop(self, None)
+            hook, self._hook = self._hook, None
             applied, self._applied = self._applied, []
         if hook is not None:
             hook.remove()
-        with _lock:
+        with state.patches_lock:
             for layer in reversed(applied):
                 if self.in_place:
                     layer.undo()
                 else:
                     _undo(layer)
 
-    def _apply(self, module) -> None:
+    def _apply(self, module: object) -> None:
         start = perf_counter()
-        with _lock:
+        with state.patches_lock:
             if self.state == "removed":
                 return
             try:
-                self._apply_to(module)
-            except Exception as exc:
-                self.state = "failed"
-                self.error = exc
-                if _config.strict():
-                    raise
-                logger().error("%s; the import goes on", exc)
-            else:
-                self.state = "applied"
-                self.error = None
-                self.calls += 1
+                if _boundary.run(self._apply_to, module, self._failed) is not _boundary.FAILED:
+                    self.state = "applied"
+                    self.error = None
+                    self.calls += 1
             finally:
                 self._seconds += perf_counter() - start
 
-    def _apply_to(self, module) -> None:
+    def _failed(self, exc: BaseException) -> str:
+        self.state = "failed"
+        self.error = exc
+        return f"{exc}; the import goes on"
+
+    def _apply_to(self, module: object) -> None:
         try:
             parent, attribute, current = resolve_path(module, self.path)
         except AttributeError as exc:
@@ -148,7 +156,9 @@ class Patch:
         return function
 
 
-def wrap(module: "str | ModuleType", path: str, wrapper, *, in_place: bool = False) -> Patch:  # noqa: F821
+def wrap(
+    module: "Union[str, ModuleType]", path: str, wrapper: "Wrapper", *, in_place: bool = False
+) -> Patch:
     """Wrap ``module``'s attribute at ``path`` with ``wrapper(wrapped, instance, args, kwargs)``.
 
     Applied now if the module is imported, else the moment it loads, and again at each reload
@@ -166,20 +176,33 @@ def wrap(module: "str | ModuleType", path: str, wrapper, *, in_place: bool = Fal
     )
 
 
-def replace(module: "str | ModuleType", path: str, value: object) -> Patch:  # noqa: F821
+def replace(module: "Union[str, ModuleType]", path: str, value: object) -> Patch:
     """Set the attribute at ``path`` in ``module`` to ``value``, now or when the module loads."""
     return _create(
         module, path, lambda parent, attribute, current: _Layer(parent, attribute, current, value)
     )
 
 
-def all_patches() -> list:
-    """Every patch created, removed ones included, in creation order."""
-    with _lock:
-        return list(_all)
+def status_rows() -> "List[Tuple[str, str, str, Optional[str], int, float]]":
+    """``(path, module, state, reason, calls, seconds)`` of each live patch, in creation order."""
+    with state.patches_lock:
+        patches = list(state.patches)
+    return [
+        (
+            patch.path,
+            patch.module,
+            patch.state,
+            _boundary.reason(patch.error) if patch.state == "failed" else None,
+            patch.calls,
+            patch._seconds,
+        )
+        for patch in patches
+    ]
 
 
-def _create(module, path, make, in_place: bool = False) -> Patch:
+def _create(
+    module: "Union[str, ModuleType]", path: str, make: "Any", in_place: bool = False
+) -> Patch:
     if path.__class__ is not str or "" in path.split("."):
         raise ValueError(f"path must be a dotted attribute path, got {path!r}")
     if module.__class__ is str:
@@ -190,10 +213,10 @@ def _create(module, path, make, in_place: bool = False) -> Patch:
             raise TypeError(f"module must be a module name or a module, got {module!r}")
         target = None if sys.modules.get(name) is module else module
     patch = Patch(name, path, make, in_place)
-    with _lock:
-        _all.append(patch)
+    with state.patches_lock:
+        state.patches[patch] = None
     if target is None:
-        patch._hook = _registry.add(name, patch._apply, internal=True)
+        patch._hook = _hooks.add_internal(name, patch._apply)
     else:
         patch._apply(target)
     return patch
@@ -261,7 +284,7 @@ class _Closure(_Layer):
         self.attribute = attribute
         self.owned = _owns(parent, attribute)
         self.descriptor = function if kind is None else kind(function)
-        _layers[id(function)] = _layers[id(self.descriptor)] = self
+        state.layers[id(function)] = state.layers[id(self.descriptor)] = self
 
     def point(self, target) -> bool:
         import functools
@@ -293,7 +316,7 @@ class _Proxy(_Layer):
         super().__init__(parent, attribute, target, wrapt.FunctionWrapper(target, function))
         self.function = function
         self.cells = dict(zip(function.__code__.co_freevars, function.__closure__))
-        _layers[id(function)] = _layers[id(self.descriptor)] = self
+        state.layers[id(function)] = state.layers[id(self.descriptor)] = self
 
     def point(self, target) -> bool:
         self.target = target
@@ -412,7 +435,7 @@ def _owns(parent, attribute) -> bool:
 def _next(entry):
     from types import MethodType
 
-    layer = _layers.get(id(entry))
+    layer = state.layers.get(id(entry))
     if layer is not None and (entry is layer.descriptor or entry is layer.function):
         return layer.target
     if isinstance(entry, (classmethod, staticmethod, MethodType)):
@@ -440,7 +463,7 @@ def _above(layer, top):
 def _beneath(entry):
     """What ``entry`` holds beneath lazypatch's own wrap layers: the module's original object."""
     for _ in range(_MAX_CHAIN):
-        layer = _layers.get(id(entry))
+        layer = state.layers.get(id(entry))
         if layer is None or (entry is not layer.descriptor and entry is not layer.function):
             break
         entry = layer.target
@@ -468,7 +491,7 @@ def _splice(layer) -> bool:
         else:
             delattr(parent, attribute)
         return True
-    upper = _layers.get(id(above))
+    upper = state.layers.get(id(above))
     if upper is not None and upper.target is layer.descriptor and upper.point(layer.target):
         upper.owned = layer.owned
         return True
@@ -485,5 +508,5 @@ def _is_proxy(obj) -> bool:
 
 def _forget(layer) -> None:
     for obj in (layer.descriptor, layer.function):
-        if _layers.get(id(obj)) is layer:
-            del _layers[id(obj)]
+        if state.layers.get(id(obj)) is layer:
+            del state.layers[id(obj)]

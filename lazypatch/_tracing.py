@@ -15,10 +15,10 @@ lazypatch's distro attributes on their resource.
 """
 
 import sys
-from _thread import RLock
 
-from . import _config
+from . import _boundary, _config
 from ._log import logger
+from ._state import state
 
 _TRACE_MODULE = "opentelemetry.trace"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
@@ -26,10 +26,6 @@ _METRICS_EXPORTER_GROUP = "opentelemetry_metrics_exporter"
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 DISTRO_NAME = "lazypatch"
 
-_lock = RLock()
-_done = False
-_running = False
-_metrics_done = False
 _resource = None
 
 
@@ -56,21 +52,29 @@ def ensure_sdk() -> bool:
     True once that is settled (set up, or left to the provider found, or failed): later calls
     have nothing more to do.
     """
-    global _done, _running
-    if _done:
+    if state.tracing_done:
         return True
-    with _lock:
-        if _done or _running:
-            return _done
-        _running = True
+    with state.tracing_lock:
+        if state.tracing_done or state.tracing_running:
+            return state.tracing_done
+        state.tracing_running = True
         try:
-            _set_up(_config.settings())
-        except Exception:
-            logger().warning("tracing set-up failed; spans are dropped", exc_info=True)
+            _boundary.run(
+                _set_up, _config.settings(), _failed("tracing set-up failed; spans are dropped")
+            )
         finally:
-            _done = True
-            _running = False
+            state.tracing_done = True
+            state.tracing_running = False
     return True
+
+
+def _failed(message: str):
+    """A boundary ``record`` for what has no handle: it only says what failed and what is lost."""
+    return lambda exc: message
+
+
+def _start(factory):
+    return factory()
 
 
 def _set_up(settings) -> None:
@@ -113,10 +117,10 @@ def _exporters(settings) -> list:
                 entry_name,
             )
             continue
-        try:
-            exporters.append(exporter_class())
-        except Exception:
-            logger().warning("trace exporter %r failed to start", name, exc_info=True)
+        failed = _failed(f"trace exporter {name!r} failed to start; its spans are dropped")
+        exporter = _boundary.run(_start, exporter_class, failed)
+        if exporter is not _boundary.FAILED:
+            exporters.append(exporter)
     return exporters
 
 
@@ -155,17 +159,14 @@ def resource():
 def ensure_metrics() -> bool:
     """Set up the SDK's meter provider now unless done or one is already set. True: settled, as
     for :func:`ensure_sdk`."""
-    global _metrics_done
-    if _metrics_done:
+    if state.metrics_done:
         return True
-    with _lock:
-        if _metrics_done:
+    with state.tracing_lock:
+        if state.metrics_done:
             return True
-        _metrics_done = True
-        try:
-            _set_up_metrics(_config.settings())
-        except Exception:
-            logger().warning("metrics set-up failed; measurements are dropped", exc_info=True)
+        state.metrics_done = True
+        failed = _failed("metrics set-up failed; measurements are dropped")
+        _boundary.run(_set_up_metrics, _config.settings(), failed)
     return True
 
 
@@ -213,11 +214,14 @@ def _metric_readers(settings) -> list:
                 name,
             )
             continue
-        try:
-            if isinstance(exporter_class, type) and issubclass(exporter_class, MetricReader):
-                readers.append(exporter_class())
-            else:
-                readers.append(PeriodicExportingMetricReader(exporter_class()))
-        except Exception:
-            logger().warning("metric exporter %r failed to start", name, exc_info=True)
+        if not (isinstance(exporter_class, type) and issubclass(exporter_class, MetricReader)):
+            exporter_class = _periodic(PeriodicExportingMetricReader, exporter_class)
+        failed = _failed(f"metric exporter {name!r} failed to start")
+        reader = _boundary.run(_start, exporter_class, failed)
+        if reader is not _boundary.FAILED:
+            readers.append(reader)
     return readers
+
+
+def _periodic(reader_class, exporter_class):
+    return lambda: reader_class(exporter_class())

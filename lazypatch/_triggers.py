@@ -36,9 +36,9 @@ _process_patches = []
 def arm() -> None:
     """Have the first span or measurement set the SDK up, and ``multiprocessing`` children
     flush at their end."""
-    _hooks._registry.add(_TRACE_MODULE, _patch_proxy_tracer, internal=True)
-    _hooks._registry.add(_INSTRUMENT_MODULE, _patch_proxy_instruments, internal=True)
-    _hooks._registry.add(_PROCESS_MODULE, _patch_process, internal=True)
+    _hooks.add_internal(_TRACE_MODULE, _patch_proxy_tracer)
+    _hooks.add_internal(_INSTRUMENT_MODULE, _patch_proxy_instruments)
+    _hooks.add_internal(_PROCESS_MODULE, _patch_process)
 
 
 # Each hook patches once: a patch re-applies itself when its module is reloaded.

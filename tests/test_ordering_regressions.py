@@ -103,3 +103,42 @@ def test_patch_lost_by_reload_while_uninstalled(pyrun):
         files=TARGET,
     ).stdout
     assert out.split() == ["f+patched", "f+patched"]
+
+
+# Found by the thread stress test (test_threads.py), not by the state machine: its steps are
+# atomic, and this window lies inside one import. A proxied first import reports its end from
+# exec_module; importlib clears ``spec._initializing`` only afterwards, in _load_unlocked. A hook
+# registered in between took the module for one still executing without our proxy, watched its
+# spec, and the spec's end fired every earlier hook a second time for that one execution. A
+# tracer stops the importing thread exactly there, so no thread timing is involved.
+def test_registration_between_proxy_end_and_importlib_end(pyrun):
+    pyrun(
+        """
+        import sys
+        import lazypatch
+        from lazypatch import _finder
+
+        fired = []
+        lazypatch.register_hook("target", lambda m: fired.append("early"))
+        late = []
+
+        def tracer(frame, event, arg):
+            if frame.f_code is not _finder._ExecProxy.exec_module.__code__:
+                return None
+
+            def local(frame, event, arg):
+                if event == "return" and not late:
+                    late.append(lazypatch.register_hook("target", lambda m: fired.append("late")))
+                return local
+
+            return local
+
+        sys.settrace(tracer)
+        import target
+        sys.settrace(None)
+        assert late, "the tracer never saw the proxy's exec_module return"
+        assert fired == ["early", "late"], fired
+        assert late[0].calls == 1 and late[0].state == "fired", late[0]
+        """,
+        files=TARGET,
+    )

@@ -3,8 +3,9 @@
 Imports ``lazypatch.auto`` (once per process, as any import), then runs the ``sitecustomize`` that
 this one hides: the next one on ``sys.path``, under its own name, so the application's start-up
 code still runs. Nothing else is changed: in particular the current directory is not put on
-``sys.path``. If lazypatch cannot be imported (another interpreter on PATH), the process runs
-uninstrumented.
+``sys.path``. If lazypatch itself cannot be imported (another interpreter on PATH), the process
+runs uninstrumented, quietly. Any other failure (a dependency missing or broken) is printed to
+stderr with its traceback, and the process runs uninstrumented too.
 """
 
 import os
@@ -14,8 +15,18 @@ import sys
 def _activate() -> None:
     try:
         import lazypatch.auto  # noqa: F401
-    except ImportError:
-        pass
+    except ModuleNotFoundError as exc:
+        if exc.name != "lazypatch":
+            _report()
+    except Exception:
+        _report()
+
+
+def _report() -> None:
+    import traceback
+
+    sys.stderr.write("lazypatch: auto-instrumentation failed to start; running uninstrumented\n")
+    traceback.print_exc()
 
 
 def _run_hidden_sitecustomize() -> None:
