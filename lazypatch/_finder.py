@@ -169,14 +169,23 @@ def is_initializing(spec) -> bool:
 
 
 def import_in_flight(name: str) -> bool:
-    """True while another thread holds (or waits for) the import lock of module ``name``.
+    """True while some thread holds (or waits for) the import lock of module ``name``."""
+    locks = _cpython.module_locks
+    return locks is not None and name in locks
 
-    False when this thread holds it: waiting for it would then wait for ourselves.
+
+def import_held_here(name: str) -> bool:
+    """True if this thread holds the import lock of module ``name`` (waiting for it would wait
+    for ourselves).
+
+    Never call it under a lock that ``find_spec`` takes: the lock object it looks at may die in
+    this thread, and its weakref callback takes importlib's global lock, which ``find_spec`` is
+    called under.
     """
     locks = _cpython.module_locks
     ref = locks.get(name) if locks is not None else None
     lock = ref() if ref is not None else None
-    return lock is not None and getattr(lock, "owner", None) != get_ident()
+    return lock is not None and getattr(lock, "owner", None) == get_ident()
 
 
 def wait_for_import(name: str) -> None:

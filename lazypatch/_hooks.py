@@ -148,7 +148,7 @@ class _Registry(_finder.Listener):
                 state.public_hooks[hook] = None
             loaded, gen = self._arm(hook)
             busy = not state.depth.get(module) and _finder.import_in_flight(module)
-        while busy:
+        while busy and not _finder.import_held_here(module):
             # Another thread is importing or reloading it, perhaps without our proxy: its end
             # decides. Then check again: a reload waiting for that lock may have taken it, and its
             # module is not ours to run on until it has finished executing.
@@ -160,13 +160,8 @@ class _Registry(_finder.Listener):
                 loaded, gen = self._arm(hook)
                 busy = not state.depth.get(module) and _finder.import_in_flight(module)
         if loaded is not _MISSING:
-            seen = (loaded, _spec_of(loaded))
             if state.offline:
-                hook._offline = seen
-            else:
-                with state.hooks_lock:
-                    if module in state.watched:
-                        state.seen[module] = seen
+                hook._offline = (loaded, _spec_of(loaded))
             hook._run(loaded)
         return hook
 
@@ -175,6 +170,9 @@ class _Registry(_finder.Listener):
         loaded = self._loaded(hook.module)
         gen = state.gens.get(hook.module, 0)
         hook._gen = gen - 1 if state.depth.get(hook.module) else gen
+        if loaded is not _MISSING and not state.offline:
+            # In the same step: a later execution's end must not be overwritten by this one.
+            state.seen[hook.module] = (loaded, _spec_of(loaded))
         return loaded, hook._gen
 
     def _loaded(self, name: str) -> object:
@@ -193,7 +191,7 @@ class _Registry(_finder.Listener):
             seen = state.seen.get(name)
             if seen is not None and seen[0] is obj:
                 # Our proxy has reported the end of this execution; importlib has yet to clear
-                # ``_initializing`` in its last step. Watching the spec now would report it twice.
+                # its spec's flag in its last step. Watching the spec now would report it twice.
                 return obj
             # Mid-import without our proxy (registered from its own body, a circular import or
             # another thread): the spec reports the end of that execution.
@@ -284,8 +282,10 @@ class _Registry(_finder.Listener):
         if state.offline:
             return
         with state.hooks_lock:
+            if name not in state.watched or _finder.import_in_flight(name):
+                return  # an import or reload in progress: its end, or the next chance, decides
             module = self._loaded(name)
-            if module is _MISSING or name not in state.watched:
+            if module is _MISSING:
                 return
             spec = _spec_of(module)
             seen = state.seen.get(name)
