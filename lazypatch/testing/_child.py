@@ -103,7 +103,7 @@ def main(spec: dict[str, Any]) -> None:
     faulthandler.enable()
     remaining = max(spec["deadline"] - time.time(), 0.001)
     faulthandler.dump_traceback_later(remaining, exit=True, file=hang)
-    _hooks._registry.add(_TRACE_MODULE, _set_provider, internal=True)
+    _hooks.add_internal(_TRACE_MODULE, _set_provider)
 
     sources: dict[str, str] = {}
     exercised = False
