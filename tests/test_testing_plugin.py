@@ -141,28 +141,88 @@ def test_each_order_is_a_parametrize_marker_over_the_orders(pytester):
     result.stdout.fnmatch_lines([f"*test_order[[]{order}[]]" for order in ORDERS])
 
 
-def test_the_fixture_is_run_scenario(pytester):
-    pytester.makepyfile(
-        """
-        import pytest
-        from lazypatch.testing import ScenarioError, run_scenario
+# The contract of run_scenario once more, through the fixture in a pytest run of its own.
+TEST_CONTRACT = """
+    import os, sys
 
-        def test_fixture(lazypatch_scenario):
-            assert lazypatch_scenario is run_scenario
-            scenario = lazypatch_scenario(
-                instrument="trail = ['instrument']",
-                imports="trail.append('imports')",
-                setup="trail.append('setup')",
-                exercise="trail.append('exercise'); result = trail",
-            )
-            assert scenario.result == ["instrument", "imports", "setup", "exercise"]
-            with pytest.raises(ScenarioError, match="section 'setup'"):
-                lazypatch_scenario(instrument="", imports="", setup="1 / 0", exercise="")
-            with pytest.raises(ValueError):
-                lazypatch_scenario(instrument="", imports="", exercise="", order="sideways")
-        """
-    )
-    pytester.runpytest().assert_outcomes(passed=1)
+    import pytest
+    from lazypatch.testing import ORDERS, ScenarioError, SpanRecord, each_order, run_scenario
+
+    SEQUENCES = {
+        "before_import": ["instrument", "imports", "setup", "exercise"],
+        "after_import": ["imports", "instrument", "setup", "exercise"],
+        "after_setup": ["imports", "setup", "instrument", "exercise"],
+    }
+    MARK = "trail = globals().get('trail', []); trail.append({!r})"
+
+
+    def test_the_fixture_is_run_scenario(lazypatch_scenario):
+        assert lazypatch_scenario is run_scenario
+
+
+    @each_order
+    def test_orders_namespace_uninstrument_and_result(lazypatch_scenario, order):
+        scenario = lazypatch_scenario(
+            instrument=MARK.format("instrument"),
+            imports=MARK.format("imports"),
+            setup=MARK.format("setup"),
+            exercise='''
+                trail.append("exercise")
+                import sys
+                from opentelemetry import trace
+                trace.get_tracer("t").start_span(f"exercise {len(trail)}").end()
+                result = (list(trail), sys.executable)
+            ''',
+            uninstrument="trail.append('uninstrument')",
+            order=order,
+        )
+        assert scenario.result == [SEQUENCES[order], sys.executable]
+        assert [s.name for s in scenario.spans] == ["exercise 4"]
+        assert [s.name for s in scenario.after_uninstrument] == ["exercise 6"]
+
+
+    def test_records_output_and_env(lazypatch_scenario):
+        scenario = lazypatch_scenario(
+            instrument="",
+            imports="import os, sys\\nfrom opentelemetry import trace",
+            exercise='''
+                with trace.get_tracer("t").start_as_current_span("outer", kind=trace.SpanKind.SERVER):
+                    trace.get_tracer("t").start_span("inner", attributes={"a": (1, 2)}).end()
+                print("out"); print("err", file=sys.stderr)
+                result = os.environ["SCENARIO"]
+            ''',
+            env={"SCENARIO": "yes"},
+        )
+        inner, outer = scenario.spans
+        assert isinstance(inner, SpanRecord) and inner.parent_id == outer.span_id
+        assert (inner.kind, outer.kind, inner.attributes, outer.status) == (
+            "INTERNAL", "SERVER", {"a": [1, 2]}, "UNSET")
+        assert (scenario.stdout, scenario.stderr, scenario.result) == ("out\\n", "err\\n", "yes")
+
+
+    @pytest.mark.parametrize("setup, problem", [
+        ("raise KeyError('k')", "KeyError"),
+        ("import os; os._exit(4)", "exited with code 4"),
+        ("import time; time.sleep(30)", "timeout of 1 s"),
+    ])
+    def test_failures(lazypatch_scenario, setup, problem):
+        with pytest.raises(ScenarioError, match=problem) as info:
+            lazypatch_scenario(instrument="", imports="", setup=setup, exercise="",
+                               order="after_setup", timeout=1)
+        assert isinstance(info.value, AssertionError)
+        assert (info.value.order, info.value.section) == ("after_setup", "setup")
+        assert "order 'after_setup', section 'setup'" in str(info.value)
+
+
+    def test_an_unknown_order(lazypatch_scenario):
+        with pytest.raises(ValueError):
+            lazypatch_scenario(instrument="", imports="", exercise="", order="sideways")
+"""
+
+
+def test_the_contract_through_the_fixture(pytester):
+    pytester.makepyfile(test_contract=TEST_CONTRACT)
+    pytester.runpytest().assert_outcomes(passed=9)
 
 
 def test_loading_the_plugin_imports_neither_opentelemetry_nor_auto(pytester):
