@@ -28,6 +28,9 @@ LOST = {
     ),
     "importlib._bootstrap_external._LoaderBasics": "nothing (loaders are always asked to create)",
     "_thread._local": "nothing (threading.local is used instead)",
+    "sys._getframe": (
+        "warnings issued by instrumented C functions point at lazypatch's frame, not the caller's"
+    ),
 }
 
 
@@ -56,6 +59,9 @@ default_create_module = getattr(
 
 thread_local = getattr(_thread, "_local", None)
 
+#: The frame of a caller, to make a call from its line (``instrumentation/_callsite.py``).
+getframe = getattr(sys, "_getframe", None)
+
 #: Code compiled under this file name is dropped from the traceback of a failing import
 #: (``remove_importlib_frames`` in CPython's ``import.c``).
 IMPORTLIB_FILENAME = "<frozen importlib._bootstrap_external>"
@@ -68,6 +74,7 @@ def _missing() -> tuple:
         "importlib._bootstrap._load_unlocked sets spec._initializing": spec_initializing,
         "importlib._bootstrap_external._LoaderBasics": default_create_module is not None,
         "_thread._local": thread_local is not None,
+        "sys._getframe": getframe is not None,
     }
     return tuple(name for name, ok in found.items() if not ok)
 

@@ -13,6 +13,10 @@ instrumented, not by ``connect``. What cannot be traced: a ``connect`` captured 
 ``from sqlite3 import connect`` before instrumentation (a builtin function bound to a name
 lazypatch cannot reach), connections made by calling ``sqlite3.Connection`` directly, and a
 ``factory=`` that is a function rather than a class. Parameters are never recorded.
+
+Known difference: ``type(connection)`` is the derived class, not ``sqlite3.Connection`` itself
+(``docs/guarantees.md``). The C functions are called through ``_callsite`` so that the warnings
+they issue point at the application's line; ``__init__`` is not overridden for the same reason.
 """
 
 import os
@@ -20,7 +24,7 @@ import re
 from time import perf_counter
 
 from .. import Instrumentor
-from . import error_type, report
+from . import _callsite, error_type, report
 
 _NAME = "sqlite3"
 _FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
@@ -125,17 +129,17 @@ class _Tracing:
     def traced(self, method, cursor, sql, args):
         """Run ``method(sql, *args)`` (a cursor's bound method) inside a span."""
         if not self.active or not isinstance(sql, str):
-            return method(sql, *args)
+            return _call(method, (sql, *args), {})
         tracer = self.tracer
         if tracer is None:
             try:
                 tracer = self._load()
             except Exception:
                 report(_NAME)
-                return method(sql, *args)
+                return _call(method, (sql, *args), {})
         ctx = self._get_current()
         if ctx.get(self._suppress):
-            return method(sql, *args)
+            return _call(method, (sql, *args), {})
         span = None
         record = self.record
         try:
@@ -145,9 +149,9 @@ class _Tracing:
             start = perf_counter()
         except Exception:
             _abandon(span)
-            return method(sql, *args)
+            return _call(method, (sql, *args), {})
         try:
-            result = method(sql, *args)
+            result = _call(method, (sql, *args), {})
         except BaseException as exc:
             elapsed = perf_counter() - start
             self._detach(token)
@@ -181,9 +185,8 @@ class _Tracing:
         return kind
 
     def connection_factory(self, factory):
-        """The traced class to pass as ``factory=`` for the caller's ``factory`` (or None)."""
-        if factory is None:
-            return self.connection_type
+        """The traced class to pass as ``factory=`` for the caller's ``factory``; anything but a
+        ``Connection`` subclass (``None`` included, which sqlite3 rejects) as it is."""
         derived = self.connection_types.get(factory)
         if derived is None:
             if not (isinstance(factory, type) and issubclass(factory, self.sqlite3.Connection)):
@@ -192,9 +195,7 @@ class _Tracing:
         return derived
 
     def cursor_factory(self, factory):
-        """The traced cursor class for a ``cursor(factory=...)`` argument."""
-        if factory is None:
-            return self.cursor_type
+        """The traced cursor class for a ``cursor(factory=...)`` argument; others as they are."""
         derived = self.cursor_types.get(factory)
         if derived is None:
             if not (isinstance(factory, type) and issubclass(factory, self.sqlite3.Cursor)):
@@ -223,21 +224,30 @@ class _Tracing:
     def _derive_connection(self, base):
         tracing = self
         new_cursor = self.sqlite3.Connection.cursor
+        new_takes_arguments = base.__new__ is not object.__new__
 
         class TracedConnection(base):
             __qualname__ = f"Traced{base.__name__}"
 
-            def __init__(self, database, *args, **kwargs):
-                super().__init__(database, *args, **kwargs)
-                self._lazypatch_database = database
+            # __new__ rather than __init__: no Python frame of ours around Connection.__init__,
+            # whose warnings then point at the caller.
+            def __new__(cls, *args, **kwargs):
+                if new_takes_arguments:
+                    self = super().__new__(cls, *args, **kwargs)
+                else:
+                    self = super().__new__(cls)
+                self._lazypatch_database = args[0] if args else kwargs.get("database")
                 self._lazypatch_attributes = None  # made at the first statement's span
                 self._lazypatch_statements = {}
+                return self
 
             def cursor(self, *args, **kwargs):
                 if args:
                     args = (tracing.cursor_factory(args[0]), *args[1:])
+                elif "factory" in kwargs:
+                    kwargs["factory"] = tracing.cursor_factory(kwargs["factory"])
                 else:
-                    kwargs["factory"] = tracing.cursor_factory(kwargs.get("factory"))
+                    kwargs["factory"] = tracing.cursor_type
                 return super().cursor(*args, **kwargs)
 
             # Like the C shortcuts: a cursor made by Connection.cursor itself (which hands it
@@ -259,11 +269,13 @@ class _Tracing:
         try:
             if len(args) > 5:
                 args = (*args[:5], self.connection_factory(args[5]), *args[6:])
+            elif "factory" in kwargs:
+                kwargs["factory"] = self.connection_factory(kwargs["factory"])
             else:
-                kwargs["factory"] = self.connection_factory(kwargs.get("factory"))
+                kwargs["factory"] = self.connection_type
         except Exception:
             report(_NAME)
-        return wrapped(*args, **kwargs)
+        return _call(wrapped, args, kwargs)
 
 
 def _abandon(span):
@@ -275,6 +287,7 @@ def _abandon(span):
             pass
 
 
+_call = _callsite.call
 _tracing = None
 
 

@@ -1,6 +1,7 @@
 """sqlite3: one CLIENT span per statement, through traced subclasses passed as ``factory=``."""
 
 import sqlite3
+import sys
 
 import pytest
 from instr_support import (
@@ -195,3 +196,109 @@ def test_captured_connect_function_is_a_known_limit(lazypatch_scenario):
         order="after_import",
     )
     assert scenario.spans == []
+
+
+# Regressions found by CPython's own test_sqlite3 under `lazypatch run` (make test-host). Each
+# child runs the same calls bare, then instrumented, and compares.
+COMPARE = """
+import sqlite3, sys, warnings
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+
+trace.set_tracer_provider(TracerProvider())
+
+def outcome(call):
+    try:
+        call()
+        return "ok"
+    except Exception as exc:
+        return type(exc).__name__
+
+%s
+
+bare = exercise()
+SQLite3Instrumentor().instrument()
+traced = exercise()
+assert type(sqlite3.connect(":memory:")).__name__ == "TracedConnection"
+assert traced == bare, (bare, traced)
+print(bare)
+"""
+
+
+def test_an_explicit_none_factory_is_rejected_as_without_lazypatch(pyrun):
+    exercise = """
+def exercise():
+    con = sqlite3.connect(":memory:")
+    calls = [
+        lambda: con.cursor(None),
+        lambda: con.cursor(factory=None),
+        lambda: sqlite3.connect(":memory:", factory=None),
+        lambda: con.cursor(),
+        lambda: sqlite3.connect(":memory:"),
+    ]
+    if sys.version_info < (3, 13):  # positional factory (deprecated since)
+        calls.append(lambda: sqlite3.connect(":memory:", 5.0, 0, None, True, None))
+    return [outcome(call) for call in calls]
+"""
+    out = pyrun(COMPARE % exercise).stdout
+    assert out.split("'")[1:6:2] == ["TypeError", "TypeError", "TypeError"]
+
+
+def test_warnings_of_the_instrumented_calls_point_at_the_callers_line(pyrun):
+    """A warning issued inside the C call, directly (3.12+: named placeholders with a sequence;
+    3.13: positional arguments of connect) or by an adapter with stacklevel=2, names the same
+    file and line as without lazypatch."""
+    exercise = """
+class Money:
+    pass
+
+def adapt(value):
+    warnings.warn("adapting Money", UserWarning, stacklevel=2)
+    return 1
+
+sqlite3.register_adapter(Money, adapt)
+
+def exercise():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        con = sqlite3.connect(":memory:", 5.0)
+        con.execute("select ?", (Money(),))
+        con.cursor().execute("select ?", (Money(),))
+        con.execute("create table t (x)")
+        con.executemany("insert into t values (?)", [(Money(),)])
+        con.execute("select :a", (1,))
+        con.cursor().execute("select :a", (1,))
+    return [(w.category.__name__, w.filename, w.lineno) for w in caught]
+"""
+    out = pyrun(COMPARE % exercise).stdout
+    assert out.count("UserWarning") == 3
+    if sys.version_info >= (3, 12):
+        assert out.count("DeprecationWarning") >= 2
+    assert "lazypatch" not in out
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="sqlite3 deprecates this in 3.13")
+def test_a_deprecation_in_main_is_shown_by_the_default_filters(pyrun):
+    proc = pyrun(
+        """
+        import lazypatch.auto, sqlite3
+        sqlite3.connect(":memory:", 5.0).close()
+        """,
+        env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"},
+    )
+    assert "DeprecationWarning: Passing more than 1 positional argument" in proc.stderr
+
+
+def test_the_exact_connection_type_is_a_known_difference(pyrun):
+    """Known difference (docs/guarantees.md): a traced connection is an instance of a subclass."""
+    pyrun(
+        """
+        import sqlite3
+        from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+        SQLite3Instrumentor().instrument()
+        con = sqlite3.connect(":memory:")
+        assert isinstance(con, sqlite3.Connection) and type(con) is not sqlite3.Connection
+        assert type(con).__mro__[1] is sqlite3.Connection
+        """
+    )

@@ -1,0 +1,54 @@
+"""Calls into C functions made from the application's own line.
+
+A C function that warns (sqlite3's deprecations, for one) attributes the warning to the innermost
+Python frame. Called from an instrumentation's wrapper, that frame is lazypatch's, so the warning
+names lazypatch's file and module, and the default filters (which show ``DeprecationWarning``
+only for ``__main__``) hide it. :func:`call` makes the C call from a one-line trampoline that
+carries the application's file, line, function name and globals: the warning, its registry and
+the filters see what they see without lazypatch. No warnings state is touched, so threads are safe.
+"""
+
+import os
+import sys
+from types import FunctionType
+
+from .. import _cpython
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_TEMPLATE = next(
+    const
+    for const in compile("def call(f, a, k): return f(*a, **k)", "<lazypatch>", "exec").co_consts
+    if hasattr(const, "co_code")
+)
+_QUALNAME = sys.version_info >= (3, 11)
+_MAX_SITES = 1024
+_sites = {}  # (code, line) of an application call site -> its trampoline
+
+
+def call(function, args: tuple, kwargs: dict):
+    """``function(*args, **kwargs)``, as if called from the first frame outside lazypatch."""
+    getframe = _cpython.getframe
+    if getframe is None:
+        return function(*args, **kwargs)
+    frame = getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    line = None if frame is None else frame.f_lineno
+    if line is None:
+        return function(*args, **kwargs)
+    key = (frame.f_code, line)
+    site = _sites.get(key)
+    if site is None or site.__globals__ is not frame.f_globals:
+        site = _site(frame, line)
+        if len(_sites) >= _MAX_SITES:
+            _sites.clear()
+        _sites[key] = site
+    return site(function, args, kwargs)
+
+
+def _site(frame, line: int):
+    code = frame.f_code
+    names = {"co_filename": code.co_filename, "co_name": code.co_name, "co_firstlineno": line}
+    if _QUALNAME:
+        names["co_qualname"] = code.co_qualname
+    return FunctionType(_TEMPLATE.replace(**names), frame.f_globals)
