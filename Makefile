@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-host lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
+# CPython's own regression tests for what lazypatch touches (logging, sqlite3, urllib, importlib...),
+# bare, under `lazypatch run`, and with a no-op hook on every stdlib module; fails on any test that
+# lazypatch breaks and docs/guarantees.md does not list. Minutes, not seconds: see tools/host_tests.py.
+test-host: $(STAMP)
+	$(PY) tools/host_tests.py --python $(PY) $(HOST_ARGS)
+
 lint: $(STAMP)
-	$(PY) -m ruff check lazypatch tests benchmarks examples
-	$(PY) -m ruff format --check lazypatch tests benchmarks examples
+	$(PY) -m ruff check lazypatch tests benchmarks examples tools
+	$(PY) -m ruff format --check lazypatch tests benchmarks examples tools
 
 # The benchmarks' peers (ddtrace, OpenTelemetry's distro and instrumentations) live in a venv of
 # their own: installed in $(VENV), ddtrace's pytest plugin and the extra instrumentors would change

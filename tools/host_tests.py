@@ -261,7 +261,8 @@ def main(argv=None) -> int:
     unknown = set(variants) - set(VARIANTS)
     if unknown or "bare" not in variants:
         parser.error(f"--variants: choose among {', '.join(VARIANTS)}, bare included")
-    return check(options.python, variants, options.modules, options.jobs)
+    python = os.path.abspath(shutil.which(options.python) or options.python)
+    return check(python, variants, options.modules, options.jobs)
 
 
 if __name__ == "__main__":
