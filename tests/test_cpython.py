@@ -47,8 +47,9 @@ warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
 EXERCISE = """
 fired = []
 lazypatch.register_hook("target", lambda m: fired.append(("target", m.DONE)))
-lazypatch.register_hook("pwd", lambda m: fired.append(("pwd", hasattr(m, "getpwuid"))))
-import target, pwd
+import target
+lazypatch.register_hook("_symtable", lambda m: fired.append(("builtin", hasattr(m, "symtable"))))
+import _symtable
 importlib.reload(target)
 import threading
 results = []
@@ -85,7 +86,7 @@ def _run(pyrun, missing):
 def test_nothing_is_missing_on_this_interpreter(pyrun):
     missing, warnings, fired, seen = _run(pyrun, ())
     assert missing == () and warnings == []
-    assert fired == [("target", True), ("pwd", True), ("target", True), ("json", True)]
+    assert fired == [("target", True), ("builtin", True), ("target", True), ("json", True)]
     assert seen == [True]  # registered from its own body: fired once, after the body
 
 
@@ -102,7 +103,7 @@ def test_a_missing_name_logs_once_and_every_guarantee_still_holds(pyrun, names, 
     missing, warnings, fired, seen = _run(pyrun, names)
     assert missing == lost
     assert len(warnings) == 1 and "reduced mode" in warnings[0] and lost[0] in warnings[0]
-    assert fired == [("target", True), ("pwd", True), ("target", True), ("json", True)]
+    assert fired == [("target", True), ("builtin", True), ("target", True), ("json", True)]
     assert seen == [True]
 
 
@@ -113,7 +114,7 @@ def test_without_the_initializing_flag_a_hook_from_the_modules_own_body_runs_at_
     missing, warnings, fired, seen = _run(pyrun, ("_load_unlocked",))
     assert missing == ("importlib._bootstrap._load_unlocked sets spec._initializing",)
     assert len(warnings) == 1 and "half-built" in warnings[0]
-    assert fired == [("target", True), ("pwd", True), ("target", True), ("json", True)]
+    assert fired == [("target", True), ("builtin", True), ("target", True), ("json", True)]
     assert seen == []  # ran before COMPLETE was set: the hook itself failed, and was isolated
 
 

@@ -22,7 +22,7 @@ _TEMPLATE = next(
 )
 _QUALNAME = sys.version_info >= (3, 11)
 _MAX_SITES = 1024
-_sites = {}  # (code, line) of an application call site -> its trampoline
+_sites = {}  # (id(code), line) of an application call site -> (code, its trampoline)
 
 
 def call(function, args: tuple, kwargs: dict):
@@ -31,19 +31,26 @@ def call(function, args: tuple, kwargs: dict):
     if getframe is None:
         return function(*args, **kwargs)
     frame = getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    code = frame.f_code
+    while code.co_filename.startswith(_PACKAGE):
         frame = frame.f_back
-    line = None if frame is None else frame.f_lineno
-    if line is None:
-        return function(*args, **kwargs)
-    key = (frame.f_code, line)
-    site = _sites.get(key)
-    if site is None or site.__globals__ is not frame.f_globals:
-        site = _site(frame, line)
+        if frame is None:
+            return function(*args, **kwargs)
+        code = frame.f_code
+    # Keyed by the code's id and the offset of the call instruction, both cheap to read (a line
+    # number is computed, and hashing a code object hashes its constants); the entry keeps the
+    # code itself, so that a recycled id is recognised.
+    key = (id(code), frame.f_lasti)
+    entry = _sites.get(key)
+    if entry is None or entry[0] is not code or entry[1].__globals__ is not frame.f_globals:
+        line = frame.f_lineno
+        if line is None:
+            return function(*args, **kwargs)
+        entry = (code, _site(frame, line))
         if len(_sites) >= _MAX_SITES:
             _sites.clear()
-        _sites[key] = site
-    return site(function, args, kwargs)
+        _sites[key] = entry
+    return entry[1](function, args, kwargs)
 
 
 def _site(frame, line: int):
