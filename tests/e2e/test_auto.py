@@ -63,3 +63,24 @@ urllib3.PoolManager().request("GET", URL)
     (span,) = console_spans(proc.stdout)
     assert span["kind"] == "SpanKind.CLIENT"
     assert span["name"] == "GET"
+
+
+def test_importing_instrumented_libraries_leaves_importlib_metadata_alone(pyrun):
+    """Found by CPython's test_importlib on 3.9: opentelemetry-api imports the importlib_metadata
+    backport there, which puts its own distribution finder in sys.meta_path. lazypatch imports
+    OpenTelemetry only at the first span, so importing a library makes none of that happen."""
+    pyrun(
+        """
+        import sys
+        import lazypatch.auto
+        import sqlite3, urllib.request, requests, flask
+        import importlib.metadata
+        assert "importlib_metadata" not in sys.modules, "the backport was imported"
+        assert not any(
+            type(f).__module__.startswith("importlib_metadata") for f in sys.meta_path
+        ), sys.meta_path
+        points = importlib.metadata.entry_points()
+        assert type(points).__module__ == "importlib.metadata", type(points)
+        """,
+        env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"},
+    )
