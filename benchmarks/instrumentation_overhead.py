@@ -8,8 +8,11 @@ Three calls, each measured in-process so that I/O noise does not swamp microseco
 
 Each is run bare, with lazypatch's instrumentation and with OpenTelemetry's
 (``opentelemetry-instrumentation-requests``, ``-flask``, ``-sqlite3``: the ``bench`` extra), under
-the API's no-op tracer and under the SDK with a span processor and an exporter that drops spans.
-Every combination runs in a fresh interpreter. Prints a Markdown table and writes it to
+the API's no-op tracer, under the SDK with a span processor and an exporter that drops spans, and
+under that SDK plus a meter provider whose reader drops what it collects (``sdk+metrics``: both
+tools record their duration histograms). Without a meter provider, metrics are off the way a user
+switches them off, ``OTEL_METRICS_EXPORTER=none`` (which OpenTelemetry's instrumentations do not
+read: they record into the API's no-op meter). Every combination runs in a fresh interpreter. Prints a Markdown table and writes it to
 ``benchmarks/results/instrumentation_overhead.md``. OpenTelemetry's instrumentations that are not
 installed are reported as such.
 
@@ -18,6 +21,7 @@ installed are reported as such.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,12 +32,33 @@ import _common
 
 SCENARIOS = ("requests", "flask", "sqlite3")
 MODES = ("bare", "lazypatch", "opentelemetry")
-TRACERS = ("noop", "sdk")
+TRACERS = ("noop", "sdk", "sdk+metrics")
 RESULTS = Path(__file__).resolve().parent / "results" / "instrumentation_overhead.md"
 
 
 def _setup_tracer(tracer):
-    if tracer == "sdk":
+    if tracer == "sdk+metrics":
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import (
+            MetricExporter,
+            MetricExportResult,
+            PeriodicExportingMetricReader,
+        )
+
+        class DropMetrics(MetricExporter):
+            def export(self, metrics_data, timeout_millis=10_000, **kwargs):
+                return MetricExportResult.SUCCESS
+
+            def force_flush(self, timeout_millis=10_000):
+                return True
+
+            def shutdown(self, timeout_millis=30_000, **kwargs):
+                pass
+
+        reader = PeriodicExportingMetricReader(DropMetrics(), export_interval_millis=60_000)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    if tracer.startswith("sdk"):
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import (
@@ -160,11 +185,17 @@ def worker(scenario, mode, tracer, seconds):
 
 
 def measure(scenario, mode, tracer, seconds):
+    env = dict(os.environ)
+    if tracer.endswith("metrics"):
+        env.pop("OTEL_METRICS_EXPORTER", None)
+    else:
+        env["OTEL_METRICS_EXPORTER"] = "none"
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", scenario, mode, tracer, str(seconds)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -197,7 +228,9 @@ def table(results):
             lines.append(
                 f"| {scenario} | {tracer} | {bare:.1f} | {ours:+.1f} | {theirs} | {ratio} |"
             )
-    floor = " / ".join(f"{tracer} {results['span', 'bare', tracer]:.1f} µs" for tracer in TRACERS)
+    floor = " / ".join(
+        f"{tracer} {results['span', 'bare', tracer]:.1f} µs" for tracer in TRACERS[:2]
+    )
     lines.append("")
     lines.append(f"Cost of one span with three attributes, started and ended: {floor}.")
     return "\n".join(lines)
@@ -231,7 +264,7 @@ def main(argv):
     args = parser.parse_args(argv)
     seconds, rounds = (0.3, 1) if args.quick else (1.0, args.rounds)
     cells = [(s, m, t) for s in SCENARIOS for t in TRACERS for m in MODES if installed(s, m)]
-    cells += [("span", "bare", t) for t in TRACERS]
+    cells += [("span", "bare", t) for t in TRACERS[:2]]
     samples = {cell: [] for cell in cells}
     for _ in range(rounds):  # interleaved rounds, best of each: load drifts between cells
         for cell in cells:
@@ -242,7 +275,9 @@ def main(argv):
     args.output.write_text(
         "# Instrumentation overhead per call\n\n"
         f"Best mean of 7 runs times {rounds} interleaved rounds, fresh interpreter per cell; "
-        "`noop`: API without SDK, `sdk`: SDK, simple processor, exporter that drops spans; "
+        "`noop`: API without SDK, `sdk`: SDK, simple processor, exporter that drops spans "
+        "(metrics off: `OTEL_METRICS_EXPORTER=none`), `sdk+metrics`: the same and an SDK meter "
+        "provider whose periodic reader drops what it exports; "
         "ratio: lazypatch's added cost over OpenTelemetry's. Produced by "
         "`python benchmarks/instrumentation_overhead.py`.\n\n" + text + "\n"
     )

@@ -10,7 +10,9 @@ installed). It
 4. sends the shop a few requests, and prints the traces each service prints
    (``OTEL_TRACES_EXPORTER=lazypatch_tree``): the shop's server span, its sqlite3 queries and
    its ``requests`` call, and, in the stock service, the other half of the same trace;
-5. runs ``lazypatch list``, stops both services and exits 0 (1 if a trace did not come).
+5. runs ``lazypatch list``, stops both services (``SIGINT``, so that they exit normally and
+   their console metric exporter prints the duration histograms), prints a table of each
+   service's metrics, and exits 0 (1 if a trace did not come).
 
 The driver itself is not instrumented: it talks to the shop with ``urllib``.
 """
@@ -18,6 +20,7 @@ The driver itself is not instrumented: it talks to the shop with ``urllib``.
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import catalog  # noqa: E402
+import metrics_table  # noqa: E402
 
 WAIT = 15.0  # seconds to wait for a service to start or for a trace to be printed
 
@@ -52,6 +56,7 @@ class Service:
         self.stderr_path = workdir / f"{name}.stderr"
         self.notes = queue.Queue()  # lines that are not part of a trace
         self.traces = queue.Queue()  # one printed trace (a list of lines) per item
+        self.metrics = {}  # the last JSON document the console metric exporter printed
         with open(self.stderr_path, "w") as stderr:
             self.process = subprocess.Popen(
                 command,
@@ -64,13 +69,21 @@ class Service:
                 encoding="utf-8",
                 bufsize=1,
             )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
-        block = None
+        block = document = None
         for line in self.process.stdout:
             line = line.rstrip("\n")
-            if block is None and line.startswith("trace "):
+            if document is not None:
+                document.append(line)
+                if line == "}":
+                    self.metrics = json.loads("\n".join(document))
+                    document = None
+            elif block is None and line == "{":
+                document = [line]
+            elif block is None and line.startswith("trace "):
                 block = [line]
             elif block is not None:
                 if line:
@@ -103,13 +116,15 @@ class Service:
             raise DemoError(f"{self.name} printed no trace within {WAIT:.0f} s") from None
 
     def stop(self) -> None:
+        """Interrupt the service (it exits normally: its exporters flush), else kill it."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.reader.join(timeout=5)
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -123,6 +138,9 @@ def service_env(**extra) -> dict:
     env = dict(os.environ)
     env.update(
         OTEL_TRACES_EXPORTER="lazypatch_tree",
+        # The duration histograms, printed as JSON when the service exits (and not before).
+        OTEL_METRICS_EXPORTER="console",
+        OTEL_METRIC_EXPORT_INTERVAL="3600000",
         # lazypatch run sets up a BatchSpanProcessor: export every 50 ms rather than every 5 s.
         OTEL_BSP_SCHEDULE_DELAY="50",
         PYTHONUNBUFFERED="1",
@@ -212,6 +230,10 @@ def run(workdir: Path) -> None:
     finally:
         for service in services.values():
             service.stop()
+    banner("metrics: duration histograms")
+    for name, service in services.items():
+        print(f"[{name}]")
+        print(metrics_table.table(service.metrics))
     print("\nBoth services stopped. [shop] and [stock] printed the same trace ids: each request")
     print("is one distributed trace, with no tracing code in either application.")
 

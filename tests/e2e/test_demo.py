@@ -92,3 +92,22 @@ def test_ends_with_lazypatch_list_and_stops(demo):
     for name in ("flask", "requests", "sqlite3"):
         assert (name, name, "lazypatch") in rows
     assert "Both services stopped." in stdout
+
+
+def test_ends_with_a_metrics_table_per_service(demo):
+    _, sections = demo
+    text = sections["metrics: duration histograms"].split("\nBoth services stopped.")[0]
+    tables = {}
+    for part in re.split(r"^\[(\w+)\]$", text, flags=re.M)[1:]:
+        if part in ("shop", "stock"):
+            service = part
+            continue
+        rows = [line.split() for line in part.strip("\n").splitlines()]
+        assert rows[0] == ["histogram", "count", "p50", "p99"]
+        tables[service] = {" ".join(row[:-5]): int(row[-5]) for row in rows[1:] if row}
+    assert tables["shop"]["http.server.request.duration GET /products/<int:product_id> 200"] == 1
+    assert tables["shop"]["http.server.request.duration POST /orders 409"] == 1
+    assert tables["shop"]["http.client.request.duration POST 127.0.0.1 200"] == 1
+    assert tables["shop"]["db.client.operation.duration SELECT"] == 4
+    assert tables["stock"]["http.server.request.duration POST /reservations 409"] == 1
+    assert tables["stock"]["db.client.operation.duration UPDATE"] == 2
