@@ -113,11 +113,27 @@ def test_instrumentations_measure_nothing_with_metrics_off(pyrun):
         import sqlite3
         sqlite3.connect(":memory:").execute("SELECT 1")
         from lazypatch.instrumentation import sqlite3 as instrumentation
-        print(instrumentation._tracing.record, "opentelemetry.metrics" in sys.modules)
+        print(instrumentation._tracing.histogram, "opentelemetry.sdk.metrics" in sys.modules)
         """,
         env={"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"},
     )
-    assert proc.stdout.split() == ["None", "True"]
+    assert proc.stdout.split() == ["None", "False"]
+
+
+def test_instrumenting_imports_no_metrics_api_until_the_first_measurement(pyrun):
+    proc = pyrun(
+        """
+        import sys
+        import lazypatch.auto
+        import sqlite3
+        connection = sqlite3.connect(":memory:")
+        before = "opentelemetry.metrics" in sys.modules
+        connection.execute("SELECT 1")
+        print(before, "opentelemetry.metrics" in sys.modules)
+        """,
+        env={"OTEL_METRICS_EXPORTER": "console", "OTEL_TRACES_EXPORTER": "none"},
+    )
+    assert proc.stdout.split()[:2] == ["False", "True"]
 
 
 def test_span_resource_carries_the_distro_unless_overridden(pyrun):

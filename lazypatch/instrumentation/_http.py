@@ -174,7 +174,6 @@ def client_wrapper(
     start_span = tracer.start_span
     client = SpanKind.CLIENT
     inject_args = () if setter is None else (setter,)
-    record = None if histogram is None else histogram.record
 
     def wrapper(wrapped, instance, args, kwargs):
         ctx = get_current()
@@ -196,7 +195,7 @@ def client_wrapper(
                 span_ctx = set_span_in_context(span, ctx)
                 inject(carrier, span_ctx, *inject_args)
                 token = attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, span_ctx))
-                if record is not None:
+                if histogram is not None:
                     metric = {**url_metric, HTTP_REQUEST_METHOD: attributes[HTTP_REQUEST_METHOD]}
                     start = perf_counter()
         except Exception:
@@ -208,14 +207,14 @@ def client_wrapper(
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             detach(token)
-            if record is not None:
+            if histogram is not None:
                 elapsed = perf_counter() - start
             code, version = end_with_exception(name, span, exc, status_of_error, 400)
-            if record is not None:
-                _record_error(name, record, elapsed, metric, exc, code, version)
+            if histogram is not None:
+                _record_error(name, histogram, elapsed, metric, exc, code, version)
             raise
         detach(token)
-        if record is not None:
+        if histogram is not None:
             elapsed = perf_counter() - start
         try:
             code, version = response_of(result)
@@ -224,13 +223,13 @@ def client_wrapper(
                 for key in _VERSION_CLIENT:
                     span.set_attribute(key, version)
             end_with_status(span, code, 400, _STATUS_CLIENT)
-            if record is not None:
+            if histogram is not None:
                 metric[HTTP_RESPONSE_STATUS_CODE] = code
                 if version is not None:
                     metric[NETWORK_PROTOCOL_VERSION] = version
                 if code >= 400:
                     metric[ERROR_TYPE] = str(code)
-                record(elapsed, metric)
+                histogram.record(elapsed, metric)
         except Exception:
             abandon(name, span)
         return result
@@ -238,7 +237,7 @@ def client_wrapper(
     return wrapper
 
 
-def _record_error(name, record, elapsed, metric, exc, code, version) -> None:
+def _record_error(name, histogram, elapsed, metric, exc, code, version) -> None:
     try:
         if code is None:
             metric[ERROR_TYPE] = error_type(exc)
@@ -247,7 +246,7 @@ def _record_error(name, record, elapsed, metric, exc, code, version) -> None:
             metric[ERROR_TYPE] = str(code) if code >= 400 else error_type(exc)
         if version is not None:
             metric[NETWORK_PROTOCOL_VERSION] = version
-        record(elapsed, metric)
+        histogram.record(elapsed, metric)
     except Exception:
         report(name)
 

@@ -15,9 +15,12 @@ something startup pays for):
   one empty loop;
 - for an attribute set later on a started span, :func:`keys` gives every name to set it under;
 - metric points carry the stable names only, in every mode, as OpenTelemetry's do;
-- :func:`duration_histogram` makes one of the three duration histograms (seconds, the buckets
-  the conventions advise).
+- :func:`duration_histogram` gives one of the three duration histograms (seconds, the buckets
+  the conventions advise), or None when metrics are off: measure with
+  ``histogram.record(seconds, attributes)``, looked up at each call.
 """
+
+import sys
 
 from opentelemetry.semconv._incubating.attributes import db_attributes as _old_db
 from opentelemetry.semconv._incubating.attributes import http_attributes as _old_http
@@ -91,6 +94,7 @@ __all__ = [
     "HTTP_SERVER_OLD",
     "HTTP_SERVER_OLD_EXTRA",
     "HTTP_SERVER_REQUEST_DURATION",
+    "Histogram",
     "NETWORK_PEER_ADDRESS",
     "NETWORK_PEER_PORT",
     "NETWORK_PROTOCOL_VERSION",
@@ -181,28 +185,61 @@ def keys(stable: str, pairs: tuple) -> tuple:
     return (stable, *(old for name, old in pairs if name == stable))
 
 
-def _metrics_off() -> bool:
+def _metrics_off(meter_provider) -> bool:
+    """``OTEL_METRICS_EXPORTER=none`` or ``OTEL_SDK_DISABLED``, and no meter provider given or
+    set by the application (which would have imported ``opentelemetry.metrics`` to set it)."""
     settings = _config.settings()
-    if not (settings.sdk_disabled or settings.metrics_exporters == ("none",)):
+    if meter_provider is not None or not (
+        settings.sdk_disabled or settings.metrics_exporters == ("none",)
+    ):
         return False
-    from opentelemetry.metrics import NoOpMeterProvider, get_meter_provider
+    api = sys.modules.get("opentelemetry.metrics")
+    if api is None:
+        return True
+    provider = api.get_meter_provider()
+    return isinstance(provider, api.NoOpMeterProvider) or type(provider).__name__.startswith(
+        "_Proxy"
+    )
 
-    provider = get_meter_provider()
-    return isinstance(provider, NoOpMeterProvider) or type(provider).__name__.startswith("_Proxy")
+
+class Histogram:
+    """One of the three duration histograms of an instrumentation scope: ``record(seconds,
+    attributes)``. The OpenTelemetry histogram is made at the first measurement, so that
+    instrumenting imports nothing of OpenTelemetry's metrics API; from then on ``record`` is the
+    OpenTelemetry histogram's own method, so look it up at each call (a ``record`` taken before
+    the first measurement still works, through one more call)."""
+
+    __slots__ = ("name", "scope", "meter_provider", "record", "_histogram")
+
+    def __init__(self, name: str, scope: str, meter_provider=None) -> None:
+        self.name = name
+        self.scope = scope
+        self.meter_provider = meter_provider
+        self._histogram = None
+        self.record = self._first_record
+
+    def _first_record(self, amount: float, attributes: dict) -> None:
+        histogram = self._histogram
+        if histogram is None:
+            from opentelemetry import metrics
+
+            description, buckets = _HISTOGRAMS[self.name]
+            meter = metrics.get_meter(self.scope, meter_provider=self.meter_provider)
+            histogram = self._histogram = meter.create_histogram(
+                self.name,
+                unit="s",
+                description=description,
+                explicit_bucket_boundaries_advisory=buckets,
+            )
+            self.record = histogram.record
+        histogram.record(amount, attributes)
 
 
 def duration_histogram(name: str, scope: str, meter_provider=None):
-    """The histogram ``name`` (one of the three duration histograms) of instrumentation ``scope``,
-    in seconds with the advised buckets; None when metrics are switched off
+    """The :class:`Histogram` ``name`` (one of the three duration histograms) of instrumentation
+    ``scope``, in seconds with the advised buckets; None when metrics are switched off
     (``OTEL_METRICS_EXPORTER=none``, or ``OTEL_SDK_DISABLED``) and no provider is given or set by
     the application."""
-    from opentelemetry import metrics
-
-    if meter_provider is None and _metrics_off():
+    if _metrics_off(meter_provider):
         return None
-
-    description, buckets = _HISTOGRAMS[name]
-    meter = metrics.get_meter(scope, meter_provider=meter_provider)
-    return meter.create_histogram(
-        name, unit="s", description=description, explicit_bucket_boundaries_advisory=buckets
-    )
+    return Histogram(name, scope, meter_provider)

@@ -64,7 +64,6 @@ def _receivers(flask, tracer, histogram):
     start_span = tracer.start_span
     server = trace.SpanKind.SERVER
     status_keys = _http.SERVER_STATUS_KEYS
-    record = None if histogram is None else histogram.record
 
     def end(state):
         if state.ended:
@@ -80,7 +79,7 @@ def _receivers(flask, tracer, histogram):
                 span.end()
             else:
                 _http.end_with_status(span, state.status, 500, status_keys)
-            if record is not None:
+            if histogram is not None:
                 measure(state)
         except Exception:
             _http.abandon(_NAME, state.span)
@@ -95,7 +94,7 @@ def _receivers(flask, tracer, histogram):
                 metric[_http.ERROR_TYPE] = str(status)
         if state.failed:
             metric[_http.ERROR_TYPE] = state.failed
-        record(elapsed, metric)
+        histogram.record(elapsed, metric)
 
     def started(sender, **extra):
         if get_value(_SUPPRESS_INSTRUMENTATION_KEY):

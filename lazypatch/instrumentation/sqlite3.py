@@ -40,7 +40,7 @@ class _Tracing:
         self.active = False
         self.providers = (None, None)
         self.tracer = None
-        self.record = None
+        self.histogram = None
         self.connection_types = {}
         self.cursor_types = {}
         self.sqlite3 = sqlite3
@@ -51,14 +51,14 @@ class _Tracing:
         """Trace from now on, with these providers (the global ones where None)."""
         self.providers = (tracer_provider, meter_provider)
         self.tracer = None
-        self.record = None
+        self.histogram = None
         self.active = True
 
     def stop(self) -> None:
         """Call straight through from now on."""
         self.active = False
         self.tracer = None
-        self.record = None
+        self.histogram = None
 
     def _load(self):
         """OpenTelemetry's names, the tracer and the histogram: imported at the first span."""
@@ -87,7 +87,7 @@ class _Tracing:
         )
         tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         if self.active:
-            self.record = None if histogram is None else histogram.record
+            self.histogram = histogram
             self.tracer = tracer
         return tracer
 
@@ -141,7 +141,7 @@ class _Tracing:
         if ctx.get(self._suppress):
             return _call(method, (sql, *args), {})
         span = None
-        record = self.record
+        histogram = self.histogram
         try:
             name, attributes, metric = self.describe(cursor.connection, sql)
             span = tracer.start_span(name, ctx, self._client, attributes)
@@ -156,9 +156,9 @@ class _Tracing:
             elapsed = perf_counter() - start
             self._detach(token)
             kind = self._fail(span, exc)
-            if record is not None:
+            if histogram is not None:
                 try:
-                    record(elapsed, {**metric, self._error_type_key: kind})
+                    histogram.record(elapsed, {**metric, self._error_type_key: kind})
                 except Exception:
                     report(_NAME)
             raise
@@ -166,8 +166,8 @@ class _Tracing:
         self._detach(token)
         try:
             span.end()
-            if record is not None:
-                record(elapsed, metric)
+            if histogram is not None:
+                histogram.record(elapsed, metric)
         except Exception:
             report(_NAME)
         return result
