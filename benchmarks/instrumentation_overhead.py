@@ -11,9 +11,10 @@ Each is run bare, with lazypatch's instrumentation and with OpenTelemetry's
 the API's no-op tracer, under the SDK with a span processor and an exporter that drops spans, and
 under that SDK plus a meter provider whose reader drops what it collects (``sdk+metrics``: both
 tools record their duration histograms, with ``OTEL_SEMCONV_STABILITY_OPT_IN=http,database``, the
-mode in which OpenTelemetry's sqlite3 instrumentation records one). Without a meter provider, metrics are off the way a user
-switches them off, ``OTEL_METRICS_EXPORTER=none`` (which OpenTelemetry's instrumentations do not
-read: they record into the API's no-op meter). Every combination runs in a fresh interpreter.
+mode in which OpenTelemetry's sqlite3 instrumentation records one). Without a meter provider,
+metrics are off the way a user switches them off, ``OTEL_METRICS_EXPORTER=none`` (which
+OpenTelemetry's instrumentations do not read: they record into the API's no-op meter). Every
+combination runs in a fresh interpreter.
 Prints a Markdown table and writes it to ``benchmarks/results/instrumentation_overhead.md``.
 OpenTelemetry's instrumentations that are not installed are reported as such.
 
