@@ -102,7 +102,7 @@ def test_default_without_otlp_exporter_warns_once_that_spans_are_dropped(pyrun):
     proc = pyrun(
         """
         import lazypatch.auto, lazypatch._tracing as tracing
-        tracing._exporter_class = lambda name: None
+        tracing._exporter_class = lambda name, group=None: None
         from opentelemetry import trace
         for name in ("a", "b"):
             with trace.get_tracer("t").start_as_current_span(name):
