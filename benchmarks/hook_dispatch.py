@@ -24,7 +24,7 @@ CHILD = (
     + """
 import sys
 from time import perf_counter, process_time
-library, hooked, path, count = sys.argv[1:]
+library, hooked, path, count, *imported = sys.argv[1:]
 sys.path.insert(0, path)
 names = [f"lpbench_hooked{i:03d}" for i in range(int(count))]
 def hook(module):
@@ -36,6 +36,7 @@ register = {
 if register is not None:
     for name in names if hooked == "hooked" else ["lpbench_never"]:
         register(name)
+names = names[: int(imported[0])] if imported else names  # hooks on all, imports of these
 start, start_cpu = perf_counter(), process_time()
 for name in names:
     __import__(name)
