@@ -12,6 +12,10 @@ Variants run interleaved, round by round, in fresh processes:
 - ``bare``: the service as it is;
 - ``import lazypatch.auto``: the same script with that line first;
 - ``lazypatch run``: ``lazypatch run python shop.py``;
+- ``lazypatch.auto, own instrumentations only``: ``import lazypatch.auto`` with
+  ``LAZYPATCH_OTEL_INSTRUMENTORS=0`` (through ``env``): without the OpenTelemetry instrumentation
+  packages installed beside it (urllib3's, armed when requests imports urllib3, brings wrapt,
+  asyncio and packaging), that is, lazypatch's own cost;
 - ``opentelemetry-instrument`` and ``ddtrace-run``, where installed;
 - ``floor``: the bare service plus the imports that tracing itself needs
   (``opentelemetry.sdk.trace`` and ``opentelemetry.sdk.trace.export``, where the span processors
@@ -43,6 +47,7 @@ SHOP = ROOT / "examples" / "shop"
 BIN = Path(sys.executable).parent
 PEERS = ["opentelemetry-instrument", "ddtrace-run"]
 FLOOR_IMPORTS = "import opentelemetry.sdk.trace, opentelemetry.sdk.trace.export\n"
+OWN_ONLY = "lazypatch.auto, own instrumentations only"
 GOAL = 1.10  # lazypatch's added time at most the floor's, plus 10%
 TIMEOUT = 60.0
 
@@ -145,6 +150,7 @@ def _variants(scripts: dict):
         "bare": [python, shop],
         "import lazypatch.auto": [python, scripts["shop_auto.py"]],
         "lazypatch run": [str(BIN / "lazypatch"), "run", python, shop],
+        OWN_ONLY: ["env", "LAZYPATCH_OTEL_INSTRUMENTORS=0", python, scripts["shop_auto.py"]],
         "opentelemetry-instrument": [str(BIN / "opentelemetry-instrument"), python, shop],
         "ddtrace-run": [str(BIN / "ddtrace-run"), python, shop],
         "floor": [python, scripts["shop_floor.py"]],
@@ -183,7 +189,7 @@ def verdict(values: dict, quantity: str) -> list:
     """Lines saying, for each lazypatch variant, whether it meets the goal against the floor."""
     floor = _added(values, "floor")
     lines = []
-    for name in ("import lazypatch.auto", "lazypatch run"):
+    for name in ("import lazypatch.auto", "lazypatch run", OWN_ONLY):
         added = _added(values, name)
         met = "met" if added <= floor * GOAL else "missed"
         lines.append(
@@ -292,6 +298,7 @@ _ORDER = [
     "bare",
     "import lazypatch.auto",
     "lazypatch run",
+    OWN_ONLY,
     "opentelemetry-instrument",
     "ddtrace-run",
     "floor",
