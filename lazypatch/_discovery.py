@@ -200,6 +200,8 @@ def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
             entry.state, entry.reason = "disabled", reason
             continue
         winner = winners.setdefault(entry.name, entry)
+        if winner is entry:
+            winner = winners[entry.name] = _rival(entry, winners) or entry
         if winner is not entry:
             entry.state = "shadowed"
             entry.reason = _shadowed_by(winner)
@@ -224,6 +226,19 @@ def _log_deferred(entries) -> None:
         "lazypatch leaves those to it and arms the rest",
         ", ".join(external) or "nothing",
     )
+
+
+# Instrumentations that trace the same library under other names: of two sources, one wins.
+_SAME_LIBRARY = {"fastapi": ("starlette",), "starlette": ("fastapi",)}
+
+
+def _rival(entry: Entry, winners: dict):
+    """The winner of another source that instruments ``entry``'s library under another name."""
+    for name in _SAME_LIBRARY.get(entry.name, ()):
+        other = winners.get(name)
+        if other is not None and other.source != entry.source:
+            return other
+    return None
 
 
 def _shadowed_by(winner: Entry) -> str:

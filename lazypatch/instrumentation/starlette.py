@@ -1,0 +1,218 @@
+"""Starlette: a SERVER span per HTTP request of every Starlette application, FastAPI's included.
+
+``Starlette.__call__``, the ASGI entry of every application, is wrapped on the class: an app
+created before instrumentation, a ``FastAPI`` app (its ``__call__`` ends in Starlette's), a
+subclass, an app behind ASGI middleware are traced the same way.
+
+- Only ``http`` scopes make a span: ``lifespan`` and ``websocket`` pass through untouched.
+- One span per request: a mounted Starlette or FastAPI application finds the request's span in
+  the scope and adds none. Nor does lazypatch add one to a request that FastAPI's own telemetry
+  already traces (its server span is then the one).
+- The incoming context is extracted from the headers; the span is current while the
+  application runs, so its children (database queries, outgoing httpx calls) nest under it.
+- Named ``METHOD /route/{param}`` from the template of the route that matched (the mount
+  prefixes included), or ``METHOD`` when none did.
+- The span ends when the last body message has been sent: after the whole stream for a
+  ``StreamingResponse``, before background tasks run. A 5xx response waits for the end of the
+  call, so the exception that Starlette re-raises after sending its 500 is recorded on it.
+"""
+
+from .. import Instrumentor
+
+_NAME = "starlette"
+_SCOPE_KEY = "lazypatch.span"
+
+
+class _Request:
+    """One traced request: its span, what routing is measured against, what is known so far."""
+
+    __slots__ = ("span", "app", "path", "root_path", "status", "ended")
+
+    def __init__(self, span, app, path, root_path):
+        self.span = span
+        self.app = app
+        self.path = path
+        self.root_path = root_path
+        self.status = None
+        self.ended = False
+
+
+def _route_path(routes, scope):
+    """The template of the route that ``scope`` matches in ``routes``, mount prefixes included."""
+    from starlette.routing import Match
+
+    prefix = ""
+    while True:
+        found = partial = None
+        for route in routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                found = (route, child)
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = (route, child)
+        found = found or partial
+        if found is None:
+            return None
+        route, child = found
+        prefix += getattr(route, "path", "")
+        routes = getattr(route, "routes", None)
+        if not routes:
+            return prefix or None
+        scope = {**scope, **child}
+
+
+def route_of(state, scope):
+    """``http.route`` of a finished request, or None if no route matched."""
+    route = scope.get("route")
+    if (
+        route is not None
+        and scope.get("root_path", "") == state.root_path
+        and getattr(route, "routes", None) is None
+    ):
+        return getattr(route, "path", None)
+    # Mounted applications (the scope's root path changed on the way) and Starlette versions
+    # that do not note the route in the scope: match again from the top, as routing did.
+    routes = getattr(state.app, "routes", None)
+    if not routes:
+        return None
+    return _route_path(routes, {**scope, "path": state.path, "root_path": state.root_path})
+
+
+def _call_wrapper(tracer):
+    """The ``wrapper(wrapped, instance, args, kwargs)`` of ``Starlette.__call__``."""
+    from opentelemetry import context, propagate, trace
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+    from opentelemetry.propagators.textmap import Getter
+    from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
+
+    from . import _http
+
+    class HeadersGetter(Getter):
+        """Reads propagation headers from an ASGI scope's ``headers`` (lowercase bytes)."""
+
+        def get(self, carrier, key):
+            name = key.lower().encode("latin-1")
+            values = [value.decode("latin-1") for header, value in carrier if header == name]
+            return values or None
+
+        def keys(self, carrier):
+            return [header.decode("latin-1") for header, _ in carrier]
+
+    getter = HeadersGetter()
+    extract = propagate.extract
+    get_value = context.get_value
+    attach = context.attach
+    detach = context.detach
+    set_span_in_context = trace.set_span_in_context
+    start_span = tracer.start_span
+    server = trace.SpanKind.SERVER
+
+    def attributes_of(scope, headers):
+        attributes = {_http.URL_PATH: scope["path"], _http.URL_SCHEME: scope.get("scheme", "http")}
+        prefix = _http.method_attributes(scope["method"], attributes)
+        query = scope.get("query_string")
+        if query:
+            attributes[_http.URL_QUERY] = _http.redact_query(query.decode("latin-1"))
+        client = scope.get("client")
+        if client:
+            attributes[_http.CLIENT_ADDRESS] = client[0]
+        version = scope.get("http_version")
+        if version:
+            attributes[NETWORK_PROTOCOL_VERSION] = version
+        for header, value in headers:
+            if header == b"user-agent":
+                attributes[_http.USER_AGENT_ORIGINAL] = value.decode("latin-1")
+                break
+        return prefix, attributes
+
+    def start(instance, scope):
+        headers = scope.get("headers") or ()
+        prefix, attributes = attributes_of(scope, headers)
+        parent = extract(headers, getter=getter)
+        span = start_span(prefix, parent, server, attributes)
+        state = _Request(span, instance, scope["path"], scope.get("root_path", ""))
+        scope[_SCOPE_KEY] = state
+        return state, attach(set_span_in_context(span, parent)), prefix
+
+    def end(state, scope, prefix, exc=None):
+        if state.ended:
+            return
+        state.ended = True
+        span = state.span
+        try:
+            route = route_of(state, scope)
+            if route is not None:
+                span.set_attribute(_http.HTTP_ROUTE, route)
+                span.update_name(f"{prefix} {route}")
+            if exc is not None:
+                if state.status is not None:
+                    span.set_attribute(_http.HTTP_RESPONSE_STATUS_CODE, state.status)
+                _http.record_exception(span, exc)
+                span.end()
+            elif state.status is not None:
+                _http.end_with_status(span, state.status, 500)
+            else:
+                span.end()
+        except Exception:
+            _http.abandon(_NAME, span)
+
+    async def wrapper(wrapped, instance, args, kwargs):
+        scope, receive, send = args if len(args) == 3 else _arguments(args, kwargs)
+        if (
+            scope.get("type") != "http"
+            or _SCOPE_KEY in scope
+            or get_value(_SUPPRESS_INSTRUMENTATION_KEY)
+            or getattr(scope.get("fastapi.telemetry"), "span", None) is not None
+        ):
+            return await wrapped(*args, **kwargs)
+        try:
+            state, token, prefix = start(instance, scope)
+        except Exception:
+            _http.report(_NAME)
+            return await wrapped(*args, **kwargs)
+
+        async def traced_send(message):
+            last = False
+            try:
+                kind = message["type"]
+                if kind == "http.response.start":
+                    state.status = message["status"]
+                elif kind == "http.response.body" and not message.get("more_body", False):
+                    last = state.status is not None and state.status < 500
+            except Exception:
+                _http.report(_NAME)
+            await send(message)
+            if last:
+                end(state, scope, prefix)
+
+        try:
+            await wrapped(scope, receive, traced_send)
+        except BaseException as exc:
+            detach(token)
+            end(state, scope, prefix, exc)
+            raise
+        detach(token)
+        end(state, scope, prefix)
+
+    return wrapper
+
+
+def _arguments(args, kwargs):
+    """``(scope, receive, send)`` of an ASGI call made with keyword arguments."""
+    named = dict(zip(("scope", "receive", "send"), args))
+    named.update(kwargs)
+    return named["scope"], named["receive"], named["send"]
+
+
+class StarletteInstrumentor(Instrumentor):
+    """Traces every HTTP request served by every Starlette (and FastAPI) application."""
+
+    targets = ("starlette.applications",)
+    requirements = ("starlette >= 0.13",)
+
+    def _instrument(self, **kwargs):
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        self.wrap("starlette.applications", "Starlette.__call__", _call_wrapper(tracer))
