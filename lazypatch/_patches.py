@@ -328,16 +328,28 @@ class _Proxy(_Layer):
 
 
 def _wrap_layer(parent, attribute, current, wrapper) -> _Layer:
+    # A coroutine function gets a coroutine function: callers that ask (``inspect``, ASGI servers
+    # telling ASGI 3 from 2, FastAPI choosing between await and a thread) see what they saw.
+    layers = _ASYNC_LAYERS if _is_coroutine_function(_callable_of(current)) else _LAYERS
     if isinstance(parent, type):
         if isinstance(current, classmethod):
-            return _Closure(parent, attribute, current, _classmethod_layer(wrapper), classmethod)
+            return _Closure(parent, attribute, current, layers[0](wrapper), classmethod)
         if isinstance(current, staticmethod):
-            return _Closure(parent, attribute, current, _function_layer(wrapper), staticmethod)
+            return _Closure(parent, attribute, current, layers[1](wrapper), staticmethod)
         if _is_method(current):
-            return _Closure(parent, attribute, current, _method_layer(wrapper))
+            return _Closure(parent, attribute, current, layers[2](wrapper))
     elif callable(current) and not isinstance(current, type):
-        return _Closure(parent, attribute, current, _function_layer(wrapper))
+        return _Closure(parent, attribute, current, layers[1](wrapper))
     return _Proxy(parent, attribute, current, wrapper)
+
+
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+
+
+def _is_coroutine_function(func) -> bool:
+    code = getattr(func, "__code__", None)
+    flags = getattr(code, "co_flags", 0)
+    return flags.__class__ is int and bool(flags & _CO_COROUTINE)
 
 
 # The call paths. Each closure's cells are set by _Closure.point (target, bind, instance) and
@@ -365,6 +377,34 @@ def _classmethod_layer(wrapper, bind=None):
         return wrapper(bind(cls), cls, args, kwargs)
 
     return layer
+
+
+def _async_function_layer(wrapper, target=None, instance=None):
+    async def layer(*args, **kwargs):
+        return await wrapper(target, instance, args, kwargs)
+
+    return layer
+
+
+def _async_method_layer(wrapper, target=None, bind=None):
+    async def layer(instance=_NO_ARGUMENT, /, *args, **kwargs):
+        if instance is _NO_ARGUMENT:
+            return await wrapper(target, None, args, kwargs)
+        return await wrapper(bind(instance), instance, args, kwargs)
+
+    return layer
+
+
+def _async_classmethod_layer(wrapper, bind=None):
+    async def layer(cls, /, *args, **kwargs):
+        return await wrapper(bind(cls), cls, args, kwargs)
+
+    return layer
+
+
+# (classmethod, function or staticmethod, method) layer factories.
+_LAYERS = (_classmethod_layer, _function_layer, _method_layer)
+_ASYNC_LAYERS = (_async_classmethod_layer, _async_function_layer, _async_method_layer)
 
 
 def _dispatch(wrapper):

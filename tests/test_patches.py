@@ -202,6 +202,66 @@ def test_metadata_and_signature_are_preserved(pyrun):
     )
 
 
+def test_coroutine_functions_stay_coroutine_functions(pyrun):
+    """ASGI servers and FastAPI ask ``inspect`` whether a callable is async before calling it."""
+    run(
+        pyrun,
+        """
+        import asyncio
+        import target
+
+        class Service:
+            async def method(self, a):
+                return ("method", a)
+
+            @classmethod
+            async def klass(cls, a):
+                return ("klass", cls.__name__, a)
+
+            @staticmethod
+            async def static(a):
+                return ("static", a)
+
+        async def function(a):
+            return ("function", a)
+
+        target.Service, target.afunction = Service, function
+
+        async def traced(wrapped, instance, args, kwargs):
+            return ("traced", await wrapped(*args, **kwargs))
+
+        def plain(wrapped, instance, args, kwargs):
+            return wrapped(*args, **kwargs)  # a sync wrapper handing back the coroutine
+
+        patches = [lazypatch.wrap("target", "afunction", traced)]
+        for path in ("Service.method", "Service.klass", "Service.static"):
+            patches.append(lazypatch.wrap("target", path, plain))
+            patches.append(lazypatch.wrap("target", path, traced))
+        service = target.Service()
+        for obj in (target.afunction, service.method, Service.klass, Service.static):
+            assert inspect.iscoroutinefunction(obj), obj
+        assert inspect.iscoroutinefunction(type(service).__dict__["method"])
+        async def calls():
+            return await asyncio.gather(
+                target.afunction(1), service.method(2), Service.klass(3), Service.static(4),
+                Service.method(service, 5),
+            )
+
+        got = asyncio.run(calls())
+        assert got == [
+            ("traced", ("function", 1)),
+            ("traced", ("method", 2)),
+            ("traced", ("klass", "Service", 3)),
+            ("traced", ("static", 4)),
+            ("traced", ("method", 5)),
+        ], got
+        for patch in patches:
+            patch.remove()
+        assert asyncio.run(service.method(6)) == ("method", 6)
+        """,
+    )
+
+
 def test_builtin_functions_and_c_methods(pyrun):
     run(
         pyrun,

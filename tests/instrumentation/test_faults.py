@@ -1,12 +1,13 @@
 """Fault injection: whatever breaks on OpenTelemetry's side (tracer provider, spans, exporter,
-propagator), the instrumented calls of requests, urllib, Flask, sqlite3 and logging return what
-they return without lazypatch, and raise what they raise.
+propagator), the instrumented calls of requests, urllib, Flask, sqlite3, logging, httpx (sync and
+async) and Starlette return what they return without lazypatch, and raise what they raise.
 
 Each test runs the same calls once without instrumentation (the reference) and once with all
-five instrumentations on and one fault injected, and compares. Spans whose start raises are
+seven instrumentations on and one fault injected, and compares. Spans whose start raises are
 covered per library in their own test modules; a propagator that raises, for requests.
 """
 
+import asyncio
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ import urllib.error
 import urllib.request
 
 import flask
+import httpx
 import pytest
 import requests
 from instr_support import lazypatch_errors
@@ -28,15 +30,21 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from lazypatch.instrumentation.flask import FlaskInstrumentor
+from lazypatch.instrumentation.httpx import HttpxInstrumentor
 from lazypatch.instrumentation.logging import LoggingInstrumentor
 from lazypatch.instrumentation.requests import RequestsInstrumentor
 from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
+from lazypatch.instrumentation.starlette import StarletteInstrumentor
 from lazypatch.instrumentation.urllib import UrllibInstrumentor
 
 ALL = (RequestsInstrumentor, UrllibInstrumentor, FlaskInstrumentor, SQLite3Instrumentor)
-ALL += (LoggingInstrumentor,)
+ALL += (LoggingInstrumentor, HttpxInstrumentor, StarletteInstrumentor)
 
 
 def make_app():
@@ -51,6 +59,21 @@ def make_app():
         raise KeyError("boom")
 
     return app
+
+
+def make_asgi_app():
+    async def item(request):
+        return JSONResponse({"id": int(request.path_params["item_id"])})
+
+    async def boom(request):
+        raise KeyError("boom")
+
+    return Starlette(routes=[Route("/items/{item_id:int}", item), Route("/boom", boom)])
+
+
+async def async_get(url):
+    async with httpx.AsyncClient() as client:
+        return (await client.get(url)).json()
 
 
 class Capture(logging.Handler):
@@ -81,6 +104,7 @@ def run_calls(echo_url):
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     log.addHandler(handler)
     log.propagate = False
+    asgi = TestClient(make_asgi_app(), raise_server_exceptions=False)
     try:
         results = [
             outcome(lambda: requests.get(echo_url).json()),
@@ -93,16 +117,25 @@ def run_calls(echo_url):
             outcome(lambda: db.execute("SELECT 1 + 1").fetchone()),
             outcome(lambda: db.execute("SELECT * FROM missing")),
             outcome(lambda: log.warning("message %d", 7)),
+            outcome(lambda: httpx.get(echo_url).json()),
+            outcome(lambda: httpx.get(f"{echo_url}/?status=503").status_code),
+            outcome(lambda: httpx.get("http://127.0.0.1:9/", timeout=5)),
+            outcome(lambda: asyncio.run(async_get(echo_url))),
+            outcome(lambda: asgi.get("/items/3").json()),
+            outcome(lambda: asgi.get("/boom", headers=TRACEPARENT).status_code),
         ]
     finally:
         log.removeHandler(handler)
         db.close()
     # The traceparent the echo server saw is propagation's doing, compared on its own.
-    sent = [
-        results[0][1]["traceparent"] if results[0][0] == "returned" else "no answer",
-        json.loads(results[3][1])["traceparent"] if results[3][0] == "returned" else "no answer",
-    ]
-    results[0] = results[3] = "echoed"
+    sent = []
+    for index, parse in ((0, None), (3, json.loads), (10, None), (13, None)):
+        answer = results[index]
+        if answer[0] != "returned":
+            sent.append("no answer")
+        else:
+            sent.append((parse(answer[1]) if parse else answer[1])["traceparent"])
+        results[index] = "echoed"
     return {"results": results, "log": handler.messages, "sent": sent}
 
 
@@ -113,13 +146,13 @@ def without_sent(calls):
 def assert_as_reference(calls, reference, propagated):
     """The same outcomes as without instrumentation; a traceparent sent iff ``propagated``."""
     assert without_sent(calls) == without_sent(reference)
-    assert reference["sent"] == [None, None]
+    assert reference["sent"] == [None] * 4
     if propagated:
         assert all(
             re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", t) for t in calls["sent"]
         ), calls
     else:
-        assert calls["sent"] == [None, None]
+        assert calls["sent"] == [None] * 4
 
 
 TRACEPARENT = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
@@ -133,7 +166,7 @@ def reference(echo_url):
 
 @pytest.fixture
 def all_on():
-    """``all_on(**kwargs)``: the five instrumentations on (whatever state they reach)."""
+    """``all_on(**kwargs)``: the seven instrumentations on (whatever state they reach)."""
     used = []
 
     def switch_on(**kwargs):
@@ -166,12 +199,12 @@ def test_provider_whose_get_tracer_raises(all_on, reference, echo_url, caplog):
     # The tracer is asked for at the first span, not at instrumentation (OpenTelemetry is not
     # imported before): there the failure is reported once and the calls go on untraced.
     assert {i.name: i.state for i in instrumentors} == dict.fromkeys(
-        ("requests", "urllib", "flask", "sqlite3", "logging"), "active"
+        ("requests", "urllib", "flask", "sqlite3", "logging", "httpx", "starlette"), "active"
     )
     assert_as_reference(run_calls(echo_url), reference, propagated=False)
     assert_as_reference(run_calls(echo_url), reference, propagated=False)
     failed = [record.getMessage().split("'")[1] for record in lazypatch_errors(caplog)]
-    assert sorted(failed) == ["flask", "requests", "sqlite3", "urllib"]
+    assert sorted(failed) == ["flask", "httpx", "requests", "sqlite3", "starlette", "urllib"]
     assert_clean_context()
 
 
@@ -216,7 +249,7 @@ def test_spans_that_raise_after_starting(all_on, reference, echo_url, caplog):
     calls = run_calls(echo_url)
     # The started span's context is still propagated (it raises only once started).
     assert_as_reference(calls, reference, propagated=True)
-    assert calls["sent"] == ["00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"] * 2
+    assert calls["sent"] == ["00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"] * 4
     assert lazypatch_errors(caplog), "the failures are reported"
     assert_clean_context()
 
@@ -329,7 +362,8 @@ class RaisingPropagator(TextMapPropagator):
 
 
 def test_propagator_that_raises(all_on, reference, echo_url, caplog):
-    """Requests' case is in test_requests; here urllib (inject) and Flask (extract) too."""
+    """Requests' case is in test_requests; here urllib and httpx (inject), Flask and Starlette
+    (extract) too."""
     provider = TracerProvider()
     all_on(tracer_provider=provider)
     previous = propagate.get_global_textmap()
@@ -339,5 +373,5 @@ def test_propagator_that_raises(all_on, reference, echo_url, caplog):
     finally:
         propagate.set_global_textmap(previous)
     failed = {record.getMessage().split("'")[1] for record in lazypatch_errors(caplog)}
-    assert failed == {"requests", "urllib", "flask"}
+    assert failed == {"requests", "urllib", "flask", "httpx", "starlette"}
     assert_clean_context()
