@@ -1,8 +1,12 @@
 """Starlette: a SERVER span per HTTP request of every Starlette application, FastAPI's included.
 
-``Starlette.__call__``, the ASGI entry of every application, is wrapped on the class: an app
+``Starlette.__call__``, the ASGI entry of every application, is patched on the class: an app
 created before instrumentation, a ``FastAPI`` app (its ``__call__`` ends in Starlette's), a
-subclass, an app behind ASGI middleware are traced the same way.
+subclass, an app behind ASGI middleware are traced the same way. The patch is an
+``async def __call__(self, scope, receive, send)`` of its own that calls the one it replaced
+(``Patch.original``, so a reload is followed): servers inspect this entry (uvicorn calls it with
+no arguments to tell an app from an app factory, then asks whether it is a coroutine function),
+and it answers as Starlette's does.
 
 - Only ``http`` scopes make a span: ``lifespan`` and ``websocket`` pass through untouched.
 - One span per request: a mounted Starlette or FastAPI application finds the request's span in
@@ -79,8 +83,8 @@ def route_of(state, scope):
     return _route_path(routes, {**scope, "path": state.path, "root_path": state.root_path})
 
 
-def _call_wrapper(tracer):
-    """The ``wrapper(wrapped, instance, args, kwargs)`` of ``Starlette.__call__``."""
+def _entry(patch, tracer):
+    """The ``Starlette.__call__`` that traces, calling ``patch[0].original``."""
     from opentelemetry import context, propagate, trace
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
     from opentelemetry.propagators.textmap import Getter
@@ -157,20 +161,20 @@ def _call_wrapper(tracer):
         except Exception:
             _http.abandon(_NAME, span)
 
-    async def wrapper(wrapped, instance, args, kwargs):
-        scope, receive, send = args if len(args) == 3 else _arguments(args, kwargs)
+    async def __call__(self, scope, receive, send):
+        original = patch[0].original
         if (
-            scope.get("type") != "http"
+            scope["type"] != "http"
             or _SCOPE_KEY in scope
             or get_value(_SUPPRESS_INSTRUMENTATION_KEY)
             or getattr(scope.get("fastapi.telemetry"), "span", None) is not None
         ):
-            return await wrapped(*args, **kwargs)
+            return await original(self, scope, receive, send)
         try:
-            state, token, prefix = start(instance, scope)
+            state, token, prefix = start(self, scope)
         except Exception:
             _http.report(_NAME)
-            return await wrapped(*args, **kwargs)
+            return await original(self, scope, receive, send)
 
         async def traced_send(message):
             last = False
@@ -187,7 +191,7 @@ def _call_wrapper(tracer):
                 end(state, scope, prefix)
 
         try:
-            await wrapped(scope, receive, traced_send)
+            await original(self, scope, receive, traced_send)
         except BaseException as exc:
             detach(token)
             end(state, scope, prefix, exc)
@@ -195,14 +199,7 @@ def _call_wrapper(tracer):
         detach(token)
         end(state, scope, prefix)
 
-    return wrapper
-
-
-def _arguments(args, kwargs):
-    """``(scope, receive, send)`` of an ASGI call made with keyword arguments."""
-    named = dict(zip(("scope", "receive", "send"), args))
-    named.update(kwargs)
-    return named["scope"], named["receive"], named["send"]
+    return __call__
 
 
 class StarletteInstrumentor(Instrumentor):
@@ -215,4 +212,6 @@ class StarletteInstrumentor(Instrumentor):
         from opentelemetry import trace
 
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        self.wrap("starlette.applications", "Starlette.__call__", _call_wrapper(tracer))
+        patch = []
+        entry = _entry(patch, tracer)
+        patch.append(self.replace("starlette.applications", "Starlette.__call__", entry))

@@ -27,6 +27,31 @@ def serve(app, threaded=True):
         server.server_close()
 
 
+@contextlib.contextmanager
+def serve_asgi(app):
+    """Serve an ASGI app with uvicorn on loopback in a thread; yield its base URL."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", loop="asyncio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
 def echo_app(environ, start_response):
     """A WSGI app answering the status in ``?status=`` with the request's traceparent as body."""
     query = dict(p.partition("=")[::2] for p in environ.get("QUERY_STRING", "").split("&") if p)
