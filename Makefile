@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Two Flask services traced with no tracing code in them; trees in the terminal, then exits.
+# Two Flask services and an async FastAPI one, traced with no tracing code in them; trees in the
+# terminal, then exits.
 demo: $(STAMP)
 	$(PY) examples/shop/demo.py
 

@@ -1,13 +1,19 @@
 """Added cost per call of lazypatch's instrumentations against OpenTelemetry's own.
 
-Three calls, each measured in-process so that I/O noise does not swamp microseconds:
+Six calls, each measured in-process so that I/O noise does not swamp microseconds:
 
 - requests: ``Session.get`` through an adapter that answers in memory (no socket);
 - Flask: one request through ``app.wsgi_app`` (routing, view, response, ``close()``);
-- sqlite3: ``cursor.execute("SELECT ?", (1,))`` on an in-memory database.
+- sqlite3: ``cursor.execute("SELECT ?", (1,))`` on an in-memory database;
+- httpx (sync) and httpx (async): ``client.get`` through ``httpx.MockTransport`` (in memory; the
+  async one on an event loop that stays open, ``run_until_complete`` per call);
+- Starlette: one request through a Starlette application's ASGI entry (routing, endpoint,
+  response), no server.
 
 Each is run bare, with lazypatch's instrumentation and with OpenTelemetry's
-(``opentelemetry-instrumentation-requests``, ``-flask``, ``-sqlite3``: the ``bench`` extra), under
+(``opentelemetry-instrumentation-requests``, ``-flask``, ``-sqlite3``, ``-httpx``,
+``-starlette``: the ``bench`` extra; OpenTelemetry's httpx instrumentor patches only the default
+transports, so its ``instrument_client`` is used on the client), under
 the API's no-op tracer, under the SDK with a span processor and an exporter that drops spans, and
 under that SDK plus a meter provider whose reader drops what it collects (``sdk+metrics``: both
 tools record their duration histograms, with ``OTEL_SEMCONV_STABILITY_OPT_IN=http,database``, the
@@ -32,7 +38,9 @@ from pathlib import Path
 
 import _common
 
-SCENARIOS = ("requests", "flask", "sqlite3")
+SCENARIOS = ("requests", "flask", "sqlite3", "httpx_sync", "httpx_async", "starlette")
+# Module of OpenTelemetry's instrumentation that each scenario compares with.
+OTEL_MODULES = {"httpx_sync": "httpx", "httpx_async": "httpx"}
 MODES = ("bare", "lazypatch", "opentelemetry")
 TRACERS = ("noop", "sdk", "sdk+metrics")
 RESULTS = Path(__file__).resolve().parent / "results" / "instrumentation_overhead.md"
@@ -154,6 +162,82 @@ def _sqlite3_call(mode):
     return lambda: cursor.execute("SELECT ?", (1,))
 
 
+def _httpx_client(mode, cls):
+    import httpx
+
+    if mode == "lazypatch":
+        from lazypatch.instrumentation.httpx import HttpxInstrumentor
+
+        HttpxInstrumentor().instrument()
+    client = cls(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=b"ok")))
+    if mode == "opentelemetry":
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor.instrument_client(client)
+    return client
+
+
+def _httpx_sync_call(mode):
+    import httpx
+
+    client = _httpx_client(mode, httpx.Client)
+    return lambda: client.get("http://service.internal/items/1")
+
+
+def _httpx_async_call(mode):
+    import asyncio
+
+    import httpx
+
+    client = _httpx_client(mode, httpx.AsyncClient)
+    loop = asyncio.new_event_loop()
+    return lambda: loop.run_until_complete(client.get("http://service.internal/items/1"))
+
+
+def _starlette_call(mode):
+    import asyncio
+
+    if mode == "lazypatch":
+        from lazypatch.instrumentation.starlette import StarletteInstrumentor
+
+        StarletteInstrumentor().instrument()
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def item(request):
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/items/{item_id:int}", item)])
+    if mode == "opentelemetry":
+        from opentelemetry.instrumentation.starlette import StarletteInstrumentor
+
+        StarletteInstrumentor.instrument_app(app)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/items/1",
+        "raw_path": b"/items/1",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"service.internal"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    loop = asyncio.new_event_loop()
+    return lambda: loop.run_until_complete(app(dict(scope), receive, send))
+
+
 def _span_call(mode):
     from opentelemetry import trace
 
@@ -208,8 +292,9 @@ def installed(scenario, mode) -> bool:
     """Whether the instrumentation that ``mode`` needs for ``scenario`` is installed."""
     if mode != "opentelemetry":
         return True
+    module = OTEL_MODULES.get(scenario, scenario)
     try:
-        return find_spec(f"opentelemetry.instrumentation.{scenario}") is not None
+        return find_spec(f"opentelemetry.instrumentation.{module}") is not None
     except ModuleNotFoundError:  # not even opentelemetry-instrumentation
         return False
 

@@ -104,6 +104,33 @@ def test_otel_trigger_from_record_and_instruments_any(tmp_path):
     assert entry.requirement == "kafka-python>=2, kafka-python-ng>=2"
 
 
+def test_otel_instrumentation_named_after_an_absent_library_waits_for_it(tmp_path):
+    """opentelemetry-instrumentation-httpx's ``httpx2`` entry, with httpx installed, httpx2 not."""
+    otel = {"opentelemetry_instrumentor": {"httpx": "inst:I", "httpx2": "inst:I2"}}
+    requires = ['httpx>=0.18; extra == "instruments-any"', 'httpx2>=2; extra == "instruments-any"']
+    make_dist(tmp_path, "inst", entry_points=otel, requires=requires)
+    make_dist(tmp_path, "httpx", "0.28", top_level=["httpx"])
+    found = discover([str(tmp_path)])
+    assert found["opentelemetry", "httpx"].trigger == "httpx"
+    assert found["opentelemetry", "httpx2"].trigger == "httpx2"
+
+
+def test_starlette_shadows_opentelemetrys_fastapi_too(tmp_path):
+    ours = {"lazypatch.instrumentors": {"starlette": "ours:S"}}
+    theirs = {"opentelemetry_instrumentor": {"fastapi": "theirs:F", "starlette": "theirs:S"}}
+    make_dist(tmp_path, "ours", entry_points=ours)
+    make_dist(tmp_path, "theirs", entry_points=theirs)
+    found = discover([str(tmp_path)])
+    assert found["lazypatch", "starlette"].state == "armed"
+    for name in ("fastapi", "starlette"):
+        entry = found["opentelemetry", name]
+        assert entry.state == "shadowed"
+        assert "LAZYPATCH_DISABLED_INSTRUMENTATIONS=lazypatch:starlette" in entry.reason
+    found = discover([str(tmp_path)], LAZYPATCH_DISABLED_INSTRUMENTATIONS="lazypatch:starlette")
+    assert found["opentelemetry", "fastapi"].state == "armed"
+    assert found["opentelemetry", "starlette"].state == "armed"
+
+
 @pytest.mark.parametrize(("name", "trigger"), [("urllib", "urllib.request"), ("mylib", "mylib")])
 def test_otel_trigger_falls_back_to_the_entry_point_name(tmp_path, name, trigger):
     make_dist(tmp_path, "inst", entry_points={"opentelemetry_instrumentor": {name: "inst:I"}})

@@ -1,4 +1,4 @@
-"""The two databases of the demo shop: what each service stores, and the seed data.
+"""The three databases of the demo shop: what each service stores, and the seed data.
 
 Plain ``sqlite3``, no web framework: the demo driver seeds both files before starting the
 services, so the traces it shows are the requests' and not the set-up's.
@@ -20,6 +20,12 @@ INSERT INTO products VALUES (1, 'teapot', 2450), (2, 'kettle', 3900), (3, 'mug',
 STOCK_SCHEMA = """
 CREATE TABLE stock (product_id INTEGER PRIMARY KEY, available INTEGER NOT NULL);
 INSERT INTO stock VALUES (1, 12), (2, 3), (3, 40);
+"""
+
+REVIEWS_SCHEMA = """
+CREATE TABLE reviews (product_id INTEGER NOT NULL, stars INTEGER NOT NULL, text TEXT NOT NULL);
+INSERT INTO reviews VALUES (1, 5, 'Pours without dripping.'), (1, 4, 'Lid rattles a little.'),
+    (2, 3, 'Loud whistle.');
 """
 
 

@@ -1,16 +1,20 @@
-"""The lazypatch demo: two Flask services traced with no tracing code in them.
+"""The lazypatch demo: three services, sync and async, traced with no tracing code in them.
 
-Run with ``make demo`` (or ``python examples/shop/demo.py`` with lazypatch, Flask and requests
-installed). It
+Run with ``make demo`` (or ``python examples/shop/demo.py`` with lazypatch, Flask, requests,
+FastAPI, uvicorn and httpx installed). It
 
-1. seeds two sqlite3 databases in a temporary directory;
-2. starts the *stock* service with ``python late.py stock``: Flask is imported and the app built
-   before ``import lazypatch.auto``;
-3. starts the *shop* under ``lazypatch run``: lazypatch is active before the app imports Flask;
-4. sends the shop a few requests, and prints the traces each service prints
-   (``OTEL_TRACES_EXPORTER=lazypatch_tree``): the shop's server span, its sqlite3 queries and
-   its ``requests`` call, and, in the stock service, the other half of the same trace;
-5. runs ``lazypatch list``, stops both services (``SIGINT``, so that they exit normally and
+1. seeds three sqlite3 databases in a temporary directory;
+2. starts the *stock* service (Flask) with ``python late.py stock``: Flask is imported and the
+   app built before ``import lazypatch.auto``;
+3. starts the *reviews* service (async FastAPI under uvicorn) with lazypatch's bootstrap
+   directory on ``PYTHONPATH`` (``lazypatch path``), as a container manifest would;
+4. starts the *shop* (Flask) under ``lazypatch run``: lazypatch is active before the app imports
+   Flask;
+5. sends the shop a few requests, and prints the traces each service prints
+   (``OTEL_TRACES_EXPORTER=lazypatch_tree``): the shop's server span, its sqlite3 queries, its
+   ``requests`` call to the stock service and its ``httpx`` call to the reviews service, and, in
+   those two, the other parts of the same trace;
+6. runs ``lazypatch list``, stops the services (``SIGINT``, so that they exit normally and
    their console metric exporter prints the duration histograms), prints a table of each
    service's metrics, and exits 0 (1 if a trace did not come).
 
@@ -40,7 +44,7 @@ WAIT = 15.0  # seconds to wait for a service to start or for a trace to be print
 
 # (method, path, JSON body, services whose trace to wait for)
 REQUESTS = (
-    ("GET", "/products/1", None, ("shop", "stock")),
+    ("GET", "/products/1", None, ("shop", "stock", "reviews")),
     ("POST", "/orders", {"product_id": 1, "quantity": 2}, ("shop", "stock")),
     ("POST", "/orders", {"product_id": 2, "quantity": 50}, ("shop", "stock")),
     ("GET", "/products/9", None, ("shop",)),
@@ -174,10 +178,11 @@ def banner(text: str) -> None:
 def run(workdir: Path) -> None:
     catalog.seed(str(workdir / "shop.sqlite3"), catalog.SHOP_SCHEMA)
     catalog.seed(str(workdir / "stock.sqlite3"), catalog.STOCK_SCHEMA)
+    catalog.seed(str(workdir / "reviews.sqlite3"), catalog.REVIEWS_SCHEMA)
     python = sys.executable
     services = {}
     try:
-        banner("starting two services on loopback")
+        banner("starting three services on loopback")
         stock = services["stock"] = Service(
             "stock",
             [python, str(HERE / "late.py"), "stock"],
@@ -190,11 +195,25 @@ def run(workdir: Path) -> None:
         stock_url = stock.note("listening on").split()[-1]
         print(f"  stock listening on {stock_url}")
 
+        bootstrap = subprocess.run(
+            [python, "-m", "lazypatch", "path"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        reviews = services["reviews"] = Service(
+            "reviews",
+            [python, str(HERE / "reviews.py")],
+            service_env(OTEL_SERVICE_NAME="reviews", PYTHONPATH=bootstrap),
+            workdir,
+            'PYTHONPATH="$(lazypatch path)" python reviews.py   (FastAPI on uvicorn, async)',
+        )
+        print(f"$ {reviews.how}")
+        reviews_url = reviews.note("listening on").split()[-1]
+        print(f"  reviews listening on {reviews_url}")
+
         shop = services["shop"] = Service(
             "shop",
             [python, "-m", "lazypatch", "run", "--service-name", "shop", "--"]
             + [python, str(HERE / "shop.py")],
-            service_env(STOCK_URL=stock_url),
+            service_env(STOCK_URL=stock_url, REVIEWS_URL=reviews_url),
             workdir,
             "lazypatch run --service-name shop -- python shop.py   (lazypatch first, then Flask)",
         )
@@ -234,8 +253,9 @@ def run(workdir: Path) -> None:
     for name, service in services.items():
         print(f"[{name}]")
         print(metrics_table.table(service.metrics))
-    print("\nBoth services stopped. [shop] and [stock] printed the same trace ids: each request")
-    print("is one distributed trace, with no tracing code in either application.")
+    print("\nAll services stopped. [shop], [stock] and [reviews] printed the same trace ids: each")
+    print("request is one distributed trace, through sync and async code, with no tracing code")
+    print("in any application.")
 
 
 def main() -> int:

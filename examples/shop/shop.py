@@ -1,4 +1,4 @@
-"""The shop: product pages and orders, backed by sqlite3 and by the stock service.
+"""The shop: product pages and orders, backed by sqlite3, the stock and the reviews services.
 
 A plain Flask application with no tracing code. The demo starts it under
 ``lazypatch run``, so lazypatch is active before this module imports Flask.
@@ -7,6 +7,7 @@ A plain Flask application with no tracing code. The demo starts it under
 import os
 import sqlite3
 
+import httpx
 import requests
 from flask import Flask, abort, jsonify, request
 from werkzeug.serving import make_server
@@ -14,6 +15,7 @@ from werkzeug.serving import make_server
 app = Flask("shop")
 DATABASE = os.environ.get("SHOP_DB", "shop.sqlite3")
 STOCK_URL = os.environ.get("STOCK_URL", "http://127.0.0.1:5001")
+REVIEWS_URL = os.environ.get("REVIEWS_URL", "http://127.0.0.1:5002")
 
 
 def db():
@@ -34,7 +36,14 @@ def product(product_id):
     with db() as connection:
         name, price = find_product(connection, product_id)
     stock = requests.get(f"{STOCK_URL}/stock/{product_id}", timeout=5).json()
-    return jsonify(id=product_id, name=name, price_cents=price, available=stock["available"])
+    reviews = httpx.get(f"{REVIEWS_URL}/reviews/{product_id}", timeout=5).json()["reviews"]
+    return jsonify(
+        id=product_id,
+        name=name,
+        price_cents=price,
+        available=stock["available"],
+        reviews=len(reviews),
+    )
 
 
 @app.post("/orders")

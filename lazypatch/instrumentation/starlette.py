@@ -10,8 +10,11 @@ and it answers as Starlette's does.
 
 - Only ``http`` scopes make a span: ``lifespan`` and ``websocket`` pass through untouched.
 - One span per request: a mounted Starlette or FastAPI application finds the request's span in
-  the scope and adds none. Nor does lazypatch add one to a request that FastAPI's own telemetry
-  already traces (its server span is then the one).
+  the scope and adds none. FastAPI versions with telemetry of their own step aside for an
+  external instrumentation (they do so for OpenTelemetry's ASGI middleware): ``FastAPI.__call__``
+  is patched likewise to mark each HTTP scope as not FastAPI's to trace, as FastAPI's own
+  ``exclude`` setting does. Otherwise FastAPI would switch its tracing on in the middle of a
+  process, once lazypatch's first span had set the tracer provider up.
 - The incoming context is extracted from the headers; the span is current while the
   application runs, so its children (database queries, outgoing httpx calls) nest under it.
 - Named ``METHOD /route/{param}`` from the template of the route that matched (the mount
@@ -25,6 +28,7 @@ from .. import Instrumentor
 
 _NAME = "starlette"
 _SCOPE_KEY = "lazypatch.span"
+_FASTAPI_KEY = "fastapi.telemetry"
 
 
 class _Request:
@@ -167,7 +171,7 @@ def _entry(patch, tracer):
             scope["type"] != "http"
             or _SCOPE_KEY in scope
             or get_value(_SUPPRESS_INSTRUMENTATION_KEY)
-            or getattr(scope.get("fastapi.telemetry"), "span", None) is not None
+            or getattr(scope.get(_FASTAPI_KEY), "span", None) is not None
         ):
             return await original(self, scope, receive, send)
         try:
@@ -202,6 +206,17 @@ def _entry(patch, tracer):
     return __call__
 
 
+def _fastapi_entry(patch):
+    """The ``FastAPI.__call__`` that leaves an HTTP request's tracing to lazypatch."""
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _FASTAPI_KEY not in scope:
+            scope[_FASTAPI_KEY] = None
+        await patch[0].original(self, scope, receive, send)
+
+    return __call__
+
+
 class StarletteInstrumentor(Instrumentor):
     """Traces every HTTP request served by every Starlette (and FastAPI) application."""
 
@@ -215,3 +230,6 @@ class StarletteInstrumentor(Instrumentor):
         patch = []
         entry = _entry(patch, tracer)
         patch.append(self.replace("starlette.applications", "Starlette.__call__", entry))
+        fastapi = []  # applied if and when FastAPI is imported
+        entry = _fastapi_entry(fastapi)
+        fastapi.append(self.replace("fastapi.applications", "FastAPI.__call__", entry))

@@ -27,7 +27,7 @@ def traces(body):
     """{service: (trace id, lines of its tree)} of one request's section."""
     found = {}
     for part in re.split(r"^\[(\w+)\]$", body, flags=re.M)[1:]:
-        if part in ("shop", "stock"):
+        if part in ("shop", "stock", "reviews"):
             service = part
             continue
         lines = part.strip("\n").splitlines()
@@ -38,19 +38,21 @@ def traces(body):
     return found
 
 
-def test_both_variants_start_and_flask_really_came_first_in_one(demo):
+def test_the_three_variants_start_and_flask_really_came_first_in_one(demo):
     stdout, sections = demo
-    start = sections["starting two services on loopback"]
+    start = sections["starting three services on loopback"]
     assert "stock: flask and sqlite3 imported, app built; lazypatch not imported yet" in start
+    assert '$ PYTHONPATH="$(lazypatch path)" python reviews.py' in start
     assert "$ lazypatch run --service-name shop -- python shop.py" in start
 
 
-def test_product_page_is_one_trace_across_both_services(demo):
+def test_product_page_is_one_trace_across_three_services_sync_and_async(demo):
     _, sections = demo
     found = traces(sections["GET /products/1 -> 200"])
-    assert set(found) == {"shop", "stock"}
+    assert set(found) == {"shop", "stock", "reviews"}
     (shop_id, shop), (stock_id, stock) = found["shop"], found["stock"]
-    assert shop_id == stock_id
+    (reviews_id, reviews) = found["reviews"]
+    assert shop_id == stock_id == reviews_id
     assert shop[1].startswith("GET /products/<int:product_id> server shop ")
     assert "█" in shop[1]
     assert any(line.startswith("├─ SELECT shop.sqlite3 client ") for line in shop)
@@ -59,6 +61,14 @@ def test_product_page_is_one_trace_across_both_services(demo):
     assert stock[1].startswith("GET /stock/<int:product_id> server stock ")
     assert "remote_parent=" in stock[2]
     assert any("SELECT stock.sqlite3 client" in line for line in stock)
+    # The shop's httpx call (sync) is the parent of the async FastAPI service's server span.
+    assert any(
+        "url=http://127.0.0.1:" in line and "/reviews/1  status=200" in line for line in shop
+    )
+    assert reviews[0].split()[2] == "2", reviews[0]  # one server span (lazypatch's), one query
+    assert reviews[1].startswith("GET /reviews/{product_id} server reviews ")
+    assert "remote_parent=" in reviews[2]
+    assert any("SELECT reviews.sqlite3 client" in line for line in reviews)
 
 
 def test_order_and_refused_order(demo):
@@ -89,17 +99,18 @@ def test_ends_with_lazypatch_list_and_stops(demo):
     listing = sections["lazypatch list"].splitlines()
     assert listing[0].split()[:3] == ["NAME", "TRIGGER", "SOURCE"]
     rows = {tuple(line.split()[:3]) for line in listing[1:] if line.strip()}
-    for name in ("flask", "requests", "sqlite3"):
+    for name in ("flask", "requests", "sqlite3", "httpx"):
         assert (name, name, "lazypatch") in rows
-    assert "Both services stopped." in stdout
+    assert ("starlette", "starlette", "lazypatch") in rows
+    assert "All services stopped." in stdout
 
 
 def test_ends_with_a_metrics_table_per_service(demo):
     _, sections = demo
-    text = sections["metrics: duration histograms"].split("\nBoth services stopped.")[0]
+    text = sections["metrics: duration histograms"].split("\nAll services stopped.")[0]
     tables = {}
     for part in re.split(r"^\[(\w+)\]$", text, flags=re.M)[1:]:
-        if part in ("shop", "stock"):
+        if part in ("shop", "stock", "reviews"):
             service = part
             continue
         rows = [line.split() for line in part.strip("\n").splitlines()]
