@@ -11,7 +11,9 @@ created before instrumentation, and subclasses, are traced alike:
   ``_SUPPRESS_HTTP_INSTRUMENTATION_KEY``, so they add no second span (nor does any other HTTP
   instrumentation underneath).
 
-The span ends when the response's body is closed: inside the call for ``client.get()`` (the
+Each request is also measured in ``http.client.request.duration`` (until the response's headers
+have arrived, as OpenTelemetry's httpx instrumentation does). The span ends when the response's
+body is closed: inside the call for ``client.get()`` (the
 body is read before it returns), when the stream is closed or fully read for
 ``client.stream()`` / ``send(stream=True)``. An error while reading the body is recorded on it.
 """
@@ -21,16 +23,18 @@ from .. import Instrumentor
 _NAME = "httpx"
 
 
-def _wrappers(httpx, tracer):
-    """``(sync_wrapper, async_wrapper)`` tracing one request, closures over the tracer."""
+def _wrappers(httpx, tracer, histogram):
+    """``(sync_wrapper, async_wrapper)`` tracing one request, closures over the tracer and the
+    ``http.client.request.duration`` histogram (or None)."""
+    from time import perf_counter
+
     from opentelemetry import context, propagate, trace
     from opentelemetry.context import (
         _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
         _SUPPRESS_INSTRUMENTATION_KEY,
     )
-    from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
 
-    from . import _http
+    from . import _http, _semconv
 
     get_current = context.get_current
     set_value = context.set_value
@@ -42,9 +46,15 @@ def _wrappers(httpx, tracer):
     client = trace.SpanKind.CLIENT
     url_attributes = _http.url_attributes
     method_attributes = _http.method_attributes
-    status_code = _http.HTTP_RESPONSE_STATUS_CODE
-    error_type = _http.ERROR_TYPE
+    old_names = _semconv.HTTP_CLIENT_OLD
+    add_old = _semconv.add_old
+    status_keys = _semconv.keys(_semconv.HTTP_RESPONSE_STATUS_CODE, old_names)
+    version_keys = _semconv.keys(_semconv.NETWORK_PROTOCOL_VERSION, old_names)
+    status_code = _semconv.HTTP_RESPONSE_STATUS_CODE
+    protocol_version = _semconv.NETWORK_PROTOCOL_VERSION
+    error_type = _semconv.ERROR_TYPE
     error = _http.StatusCode.ERROR
+    record = None if histogram is None else histogram.record
 
     def end(body) -> None:
         span, body.span = body.span, None
@@ -102,24 +112,59 @@ def _wrappers(httpx, tracer):
             finally:
                 end(self)
 
+    class Call:
+        """One traced request: its span, the context token, its metric point and start time."""
+
+        __slots__ = ("span", "token", "metric", "start")
+
     def start(args, kwargs, ctx):
         request = args[0] if args else kwargs["request"]
-        attributes = dict(url_attributes(str(request.url)))
-        span = start_span(method_attributes(request.method, attributes), ctx, client, attributes)
+        url_span, url_metric = url_attributes(str(request.url))
+        attributes = dict(url_span)
+        prefix = method_attributes(request.method, attributes)
+        agent = request.headers.get("user-agent")
+        if agent:
+            attributes[_semconv.USER_AGENT_ORIGINAL] = agent
+        if old_names:
+            add_old(attributes, old_names)
+        call = Call()
+        call.span = span = start_span(prefix, ctx, client, attributes)
         try:
             span_ctx = set_span_in_context(span, ctx)
             inject(request.headers, span_ctx)
-            return span, attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, span_ctx))
+            call.token = attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, span_ctx))
         except Exception:
             _http.abandon(_NAME, span)
-            return None, None
+            return None
+        if record is not None:
+            method = attributes[_semconv.HTTP_REQUEST_METHOD]
+            call.metric = {**url_metric, _semconv.HTTP_REQUEST_METHOD: method}
+            call.start = perf_counter()
+        return call
 
-    def finish(span, response, body_class) -> None:
+    def failed(call, exc) -> None:
+        if record is not None:
+            elapsed = perf_counter() - call.start
+        _http.end_with_exception(_NAME, call.span, exc)
+        if record is not None:
+            try:
+                call.metric[error_type] = _http.error_type(exc)
+                record(elapsed, call.metric)
+            except Exception:
+                _http.report(_NAME)
+
+    def finish(call, response, body_class) -> None:
+        if record is not None:
+            elapsed = perf_counter() - call.start
+        span = call.span
         code = response.status_code
-        span.set_attribute(status_code, code)
+        for key in status_keys:
+            span.set_attribute(key, code)
         version = response.extensions.get("http_version")
         if version:
-            span.set_attribute(NETWORK_PROTOCOL_VERSION, version.decode("ascii")[5:] or "1.1")
+            version = version.decode("ascii")[5:] or "1.1"
+            for key in version_keys:
+                span.set_attribute(key, version)
         if code >= 400:
             span.set_attribute(error_type, str(code))
             span.set_status(error)
@@ -127,29 +172,37 @@ def _wrappers(httpx, tracer):
             span.end()
         else:
             response.stream = body_class(response.stream, span)
+        if record is not None:
+            metric = call.metric
+            metric[status_code] = code
+            if version:
+                metric[protocol_version] = version
+            if code >= 400:
+                metric[error_type] = str(code)
+            record(elapsed, metric)
 
     def sync_wrapper(wrapped, instance, args, kwargs):
         ctx = get_current()
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY):
             return wrapped(*args, **kwargs)
         try:
-            span, token = start(args, kwargs, ctx)
+            call = start(args, kwargs, ctx)
         except Exception:
             _http.report(_NAME)
-            span = None
-        if span is None:
+            call = None
+        if call is None:
             return wrapped(*args, **kwargs)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            detach(token)
-            _http.end_with_exception(_NAME, span, exc)
+            detach(call.token)
+            failed(call, exc)
             raise
-        detach(token)
+        detach(call.token)
         try:
-            finish(span, response, SyncBody)
+            finish(call, response, SyncBody)
         except Exception:
-            _http.abandon(_NAME, span)
+            _http.abandon(_NAME, call.span)
         return response
 
     async def async_wrapper(wrapped, instance, args, kwargs):
@@ -157,23 +210,23 @@ def _wrappers(httpx, tracer):
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY):
             return await wrapped(*args, **kwargs)
         try:
-            span, token = start(args, kwargs, ctx)
+            call = start(args, kwargs, ctx)
         except Exception:
             _http.report(_NAME)
-            span = None
-        if span is None:
+            call = None
+        if call is None:
             return await wrapped(*args, **kwargs)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            detach(token)
-            _http.end_with_exception(_NAME, span, exc)
+            detach(call.token)
+            failed(call, exc)
             raise
-        detach(token)
+        detach(call.token)
         try:
-            finish(span, response, AsyncBody)
+            finish(call, response, AsyncBody)
         except Exception:
-            _http.abandon(_NAME, span)
+            _http.abandon(_NAME, call.span)
         return response
 
     return sync_wrapper, async_wrapper
@@ -189,8 +242,13 @@ class HttpxInstrumentor(Instrumentor):
         import httpx
         from opentelemetry import trace
 
+        from . import _semconv
+
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        sync_wrapper, async_wrapper = _wrappers(httpx, tracer)
+        histogram = _semconv.duration_histogram(
+            _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
+        )
+        sync_wrapper, async_wrapper = _wrappers(httpx, tracer, histogram)
         self.wrap("httpx", "Client._send_single_request", sync_wrapper)
         self.wrap("httpx", "AsyncClient._send_single_request", async_wrapper)
         self.wrap("httpx", "HTTPTransport.handle_request", sync_wrapper)

@@ -8,6 +8,7 @@ subclass, an app behind ASGI middleware are traced the same way. The patch is an
 no arguments to tell an app from an app factory, then asks whether it is a coroutine function),
 and it answers as Starlette's does.
 
+- Each request is also measured in ``http.server.request.duration``.
 - Only ``http`` scopes make a span: ``lifespan`` and ``websocket`` pass through untouched.
 - One span per request: a mounted Starlette or FastAPI application finds the request's span in
   the scope and adds none. FastAPI versions with telemetry of their own step aside for an
@@ -34,15 +35,17 @@ _FASTAPI_KEY = "fastapi.telemetry"
 class _Request:
     """One traced request: its span, what routing is measured against, what is known so far."""
 
-    __slots__ = ("span", "app", "path", "root_path", "status", "ended")
+    __slots__ = ("span", "app", "path", "root_path", "status", "ended", "metric", "start")
 
-    def __init__(self, span, app, path, root_path):
+    def __init__(self, span, app, path, root_path, metric, start):
         self.span = span
         self.app = app
         self.path = path
         self.root_path = root_path
         self.status = None
         self.ended = False
+        self.metric = metric
+        self.start = start
 
 
 def _route_path(routes, scope):
@@ -87,14 +90,31 @@ def route_of(state, scope):
     return _route_path(routes, {**scope, "path": state.path, "root_path": state.root_path})
 
 
-def _entry(patch, tracer):
-    """The ``Starlette.__call__`` that traces, calling ``patch[0].original``."""
+def _host_and_port(scope, host):
+    """``(server.address, server.port)``: the Host header, else the server the scope names."""
+    if host:
+        host = host.decode("latin-1")
+        if host.endswith("]") or ":" not in host:
+            return host.strip("[]"), _DEFAULT_PORTS.get(scope.get("scheme", "http"))
+        address, _, port = host.rpartition(":")
+        return address.strip("[]"), int(port) if port.isdecimal() else None
+    server = scope.get("server")
+    return (server[0], server[1]) if server else (None, None)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _entry(patch, tracer, histogram):
+    """The ``Starlette.__call__`` that traces, calling ``patch[0].original``; requests are
+    measured in ``histogram`` (``http.server.request.duration``) unless it is None."""
+    from time import perf_counter
+
     from opentelemetry import context, propagate, trace
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
     from opentelemetry.propagators.textmap import Getter
-    from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
 
-    from . import _http
+    from . import _http, _semconv
 
     class HeadersGetter(Getter):
         """Reads propagation headers from an ASGI scope's ``headers`` (lowercase bytes)."""
@@ -115,33 +135,75 @@ def _entry(patch, tracer):
     set_span_in_context = trace.set_span_in_context
     start_span = tracer.start_span
     server = trace.SpanKind.SERVER
+    old_names = _semconv.HTTP_SERVER_OLD
+    status_keys = _http.SERVER_STATUS_KEYS
+    route_keys = (_semconv.HTTP_ROUTE,)
+    record = None if histogram is None else histogram.record
 
     def attributes_of(scope, headers):
-        attributes = {_http.URL_PATH: scope["path"], _http.URL_SCHEME: scope.get("scheme", "http")}
-        prefix = _http.method_attributes(scope["method"], attributes)
-        query = scope.get("query_string")
-        if query:
-            attributes[_http.URL_QUERY] = _http.redact_query(query.decode("latin-1"))
-        client = scope.get("client")
-        if client:
-            attributes[_http.CLIENT_ADDRESS] = client[0]
+        """``(span name prefix, span attributes, metric attributes)`` of a request."""
+        metric = {_semconv.URL_SCHEME: scope.get("scheme", "http")}
+        prefix = _http.method_attributes(scope["method"], metric)
         version = scope.get("http_version")
         if version:
-            attributes[NETWORK_PROTOCOL_VERSION] = version
+            metric[_semconv.NETWORK_PROTOCOL_VERSION] = version
+        attributes = {**metric, _semconv.URL_PATH: scope["path"]}
+        query = scope.get("query_string")
+        if query:
+            attributes[_semconv.URL_QUERY] = _http.redact_query(query.decode("latin-1"))
+        client = scope.get("client")
+        if client:
+            attributes[_semconv.CLIENT_ADDRESS] = client[0]
+            attributes[_semconv.CLIENT_PORT] = client[1]
+        host = agent = None
         for header, value in headers:
-            if header == b"user-agent":
-                attributes[_http.USER_AGENT_ORIGINAL] = value.decode("latin-1")
-                break
-        return prefix, attributes
+            if header == b"host":
+                host = value
+            elif header == b"user-agent":
+                agent = value
+        try:
+            address, port = _host_and_port(scope, host)
+        except ValueError:
+            address = port = None
+        if address:
+            attributes[_semconv.SERVER_ADDRESS] = address
+        if port:
+            attributes[_semconv.SERVER_PORT] = port
+        if agent:
+            attributes[_semconv.USER_AGENT_ORIGINAL] = agent.decode("latin-1")
+        if old_names:
+            _semconv.add_old(attributes, old_names)
+            _, host_key, target = _semconv.HTTP_SERVER_OLD_EXTRA
+            if host:
+                attributes[host_key] = host.decode("latin-1")
+            path = scope["path"]
+            attributes[target] = f"{path}?{attributes[_semconv.URL_QUERY]}" if query else path
+        return prefix, attributes, metric
 
     def start(instance, scope):
         headers = scope.get("headers") or ()
-        prefix, attributes = attributes_of(scope, headers)
+        prefix, attributes, metric = attributes_of(scope, headers)
         parent = extract(headers, getter=getter)
         span = start_span(prefix, parent, server, attributes)
-        state = _Request(span, instance, scope["path"], scope.get("root_path", ""))
+        state = _Request(
+            span, instance, scope["path"], scope.get("root_path", ""), metric, perf_counter()
+        )
         scope[_SCOPE_KEY] = state
         return state, attach(set_span_in_context(span, parent)), prefix
+
+    def measure(state, route, failed):
+        elapsed = perf_counter() - state.start
+        metric = state.metric
+        if route is not None:
+            metric[_semconv.HTTP_ROUTE] = route
+        status = state.status
+        if status is not None:
+            metric[_semconv.HTTP_RESPONSE_STATUS_CODE] = status
+            if status >= 500:
+                metric[_semconv.ERROR_TYPE] = str(status)
+        if failed is not None:
+            metric[_semconv.ERROR_TYPE] = failed
+        record(elapsed, metric)
 
     def end(state, scope, prefix, exc=None):
         if state.ended:
@@ -151,17 +213,23 @@ def _entry(patch, tracer):
         try:
             route = route_of(state, scope)
             if route is not None:
-                span.set_attribute(_http.HTTP_ROUTE, route)
+                for key in route_keys:
+                    span.set_attribute(key, route)
                 span.update_name(f"{prefix} {route}")
+            failed = None
             if exc is not None:
                 if state.status is not None:
-                    span.set_attribute(_http.HTTP_RESPONSE_STATUS_CODE, state.status)
-                _http.record_exception(span, exc)
+                    for key in status_keys:
+                        span.set_attribute(key, state.status)
+                failed = _http.error_type(exc)
+                _http.record_exception(span, exc, failed)
                 span.end()
             elif state.status is not None:
-                _http.end_with_status(span, state.status, 500)
+                _http.end_with_status(span, state.status, 500, status_keys)
             else:
                 span.end()
+            if record is not None:
+                measure(state, route, failed)
         except Exception:
             _http.abandon(_NAME, span)
 
@@ -226,9 +294,14 @@ class StarletteInstrumentor(Instrumentor):
     def _instrument(self, **kwargs):
         from opentelemetry import trace
 
+        from . import _semconv
+
         tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
+        histogram = _semconv.duration_histogram(
+            _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
+        )
         patch = []
-        entry = _entry(patch, tracer)
+        entry = _entry(patch, tracer, histogram)
         patch.append(self.replace("starlette.applications", "Starlette.__call__", entry))
         fastapi = []  # applied if and when FastAPI is imported
         entry = _fastapi_entry(fastapi)

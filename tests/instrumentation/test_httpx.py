@@ -37,7 +37,7 @@ def test_sync_client_attributes_and_propagation(instrument, exporter, echo_url):
     instrument(HttpxInstrumentor)
     port = int(echo_url.rsplit(":", 1)[1])
     url = echo_url.replace("http://", "http://user:secret@") + "/items/7?token=abc&page=2"
-    response = client.get(url)
+    response = client.get(url, headers={"User-Agent": "ua/1"})
     span = only_span(exporter)
     assert response.json()["traceparent"].startswith(traceparent_of(span))
     assert span.name == "GET"
@@ -46,6 +46,9 @@ def test_sync_client_attributes_and_propagation(instrument, exporter, echo_url):
         "url.full": f"http://127.0.0.1:{port}/items/7?token=REDACTED&page=2",
         "server.address": "127.0.0.1",
         "server.port": port,
+        "network.peer.address": "127.0.0.1",
+        "network.peer.port": port,
+        "user_agent.original": "ua/1",
         "network.protocol.version": "1.1",
         "http.response.status_code": 200,
     }
