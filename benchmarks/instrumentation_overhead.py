@@ -25,6 +25,10 @@ Prints a Markdown table and writes it to ``benchmarks/results/instrumentation_ov
 OpenTelemetry's instrumentations that are not installed are reported as such.
 
     python benchmarks/instrumentation_overhead.py [--quick | --rounds N] [--output F] [--json F]
+        [--scenarios httpx_sync,starlette]
+
+``--scenarios`` measures a subset; its table is printed (and written only to an ``--output``
+given explicitly, so the results file always holds every call).
 """
 
 import argparse
@@ -299,12 +303,12 @@ def installed(scenario, mode) -> bool:
         return False
 
 
-def table(results):
+def table(results, scenarios=SCENARIOS):
     lines = [
         "| call | tracer | bare (µs) | + lazypatch (µs) | + OpenTelemetry (µs) | ratio |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         for tracer in TRACERS:
             bare = results[scenario, "bare", tracer]
             ours = results[scenario, "lazypatch", tracer] - bare
@@ -325,7 +329,7 @@ def table(results):
     return "\n".join(lines)
 
 
-def json_groups(samples):
+def json_groups(samples, scenarios=SCENARIOS):
     """Per-round µs per call of each (call, tracer): bare, lazypatch, OpenTelemetry."""
     names = {"bare": "bare", "lazypatch": "lazypatch", "opentelemetry": "OpenTelemetry"}
     return [
@@ -335,7 +339,7 @@ def json_groups(samples):
             {names[mode]: samples.get((scenario, mode, tracer), []) for mode in MODES},
             peers=["OpenTelemetry"],
         )
-        for scenario in SCENARIOS
+        for scenario in scenarios
         for tracer in TRACERS
     ]
 
@@ -348,18 +352,31 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 short round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--scenarios",
+        type=lambda text: tuple(name for name in SCENARIOS if name in text.split(",")),
+        default=SCENARIOS,
+        help="comma list of calls to measure (default: all)",
+    )
     _common.add_json_option(parser)
     args = parser.parse_args(argv)
+    scenarios = args.scenarios
+    if args.output is None and scenarios == SCENARIOS:
+        args.output = RESULTS
     seconds, rounds = (0.3, 1) if args.quick else (1.0, args.rounds)
-    cells = [(s, m, t) for s in SCENARIOS for t in TRACERS for m in MODES if installed(s, m)]
+    cells = [(s, m, t) for s in scenarios for t in TRACERS for m in MODES if installed(s, m)]
     cells += [("span", "bare", t) for t in TRACERS[:2]]
     samples = {cell: [] for cell in cells}
     for _ in range(rounds):  # interleaved rounds, best of each: load drifts between cells
         for cell in cells:
             samples[cell].append(measure(*cell, seconds))
-    text = table({cell: min(values) for cell, values in samples.items()})
+    text = table({cell: min(values) for cell, values in samples.items()}, scenarios)
     print(text)
+    groups = json_groups(samples, scenarios)
+    _common.write_json(args.json, "Instrumentation overhead per call", groups)
+    if args.output is None:
+        return
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         "# Instrumentation overhead per call\n\n"
@@ -370,7 +387,6 @@ def main(argv):
         "ratio: lazypatch's added cost over OpenTelemetry's. Produced by "
         "`python benchmarks/instrumentation_overhead.py`.\n\n" + text + "\n"
     )
-    _common.write_json(args.json, "Instrumentation overhead per call", json_groups(samples))
 
 
 if __name__ == "__main__":
