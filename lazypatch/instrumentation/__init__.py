@@ -1,4 +1,4 @@
-"""Built-in instrumentations: requests, Flask, urllib, sqlite3, logging.
+"""Built-in instrumentations: requests, Flask, urllib, sqlite3, logging, httpx, Starlette.
 
 Each submodule holds one :class:`lazypatch.Instrumentor`. Discovery loads an instrumentation
 when its trigger module (``urllib``, ``logging``...) is imported, and ``_instrument`` patches the
