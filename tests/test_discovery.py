@@ -104,17 +104,6 @@ def test_otel_trigger_from_record_and_instruments_any(tmp_path):
     assert entry.requirement == "kafka-python>=2, kafka-python-ng>=2"
 
 
-def test_otel_instrumentation_named_after_an_absent_library_waits_for_it(tmp_path):
-    """opentelemetry-instrumentation-httpx's ``httpx2`` entry, with httpx installed, httpx2 not."""
-    otel = {"opentelemetry_instrumentor": {"httpx": "inst:I", "httpx2": "inst:I2"}}
-    requires = ['httpx>=0.18; extra == "instruments-any"', 'httpx2>=2; extra == "instruments-any"']
-    make_dist(tmp_path, "inst", entry_points=otel, requires=requires)
-    make_dist(tmp_path, "httpx", "0.28", top_level=["httpx"])
-    found = discover([str(tmp_path)])
-    assert found["opentelemetry", "httpx"].trigger == "httpx"
-    assert found["opentelemetry", "httpx2"].trigger == "httpx2"
-
-
 def test_starlette_shadows_opentelemetrys_fastapi_too(tmp_path):
     ours = {"lazypatch.instrumentors": {"starlette": "ours:S"}}
     theirs = {"opentelemetry_instrumentor": {"fastapi": "theirs:F", "starlette": "theirs:S"}}
