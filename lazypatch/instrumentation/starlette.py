@@ -172,13 +172,19 @@ def _entry(patch, tracer, histogram):
         if agent:
             attributes[_semconv.USER_AGENT_ORIGINAL] = agent.decode("latin-1")
         if old_names:
-            _semconv.add_old(attributes, old_names)
-            _, host_key, target = _semconv.HTTP_SERVER_OLD_EXTRA
-            if host:
-                attributes[host_key] = host.decode("latin-1")
-            path = scope["path"]
-            attributes[target] = f"{path}?{attributes[_semconv.URL_QUERY]}" if query else path
+            _add_old(scope, attributes, host, query)
         return prefix, attributes, metric
+
+    def _add_old(scope, attributes, host, query):
+        from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
+
+        _semconv.add_old(attributes, old_names)
+        server_name, host_key, target = _semconv.HTTP_SERVER_OLD_EXTRA
+        path = attributes[target] = scope["path"]  # OpenTelemetry's ASGI target: no query
+        if host:
+            attributes[host_key] = attributes[server_name] = host = host.decode("latin-1")
+            url = f"{scope.get('scheme', 'http')}://{host}{path}"
+            attributes[HTTP_URL] = f"{url}?{attributes[_semconv.URL_QUERY]}" if query else url
 
     def start(instance, scope):
         headers = scope.get("headers") or ()
