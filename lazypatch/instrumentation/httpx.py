@@ -19,6 +19,7 @@ body is read before it returns), when the stream is closed or fully read for
 """
 
 from .. import Instrumentor
+from . import deferred
 
 _NAME = "httpx"
 
@@ -239,16 +240,29 @@ class HttpxInstrumentor(Instrumentor):
     requirements = ("httpx >= 0.23",)
 
     def _instrument(self, **kwargs):
-        import httpx
-        from opentelemetry import trace
+        tracer_provider = kwargs.get("tracer_provider")
+        meter_provider = kwargs.get("meter_provider")
+        built = []
 
-        from . import _semconv
+        def builder(index):
+            def build():  # at the first request: OpenTelemetry is imported then, not before
+                if not built:
+                    import httpx
+                    from opentelemetry import trace
 
-        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        histogram = _semconv.duration_histogram(
-            _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
-        )
-        sync_wrapper, async_wrapper = _wrappers(httpx, tracer, histogram)
+                    from . import _semconv
+
+                    tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+                    histogram = _semconv.duration_histogram(
+                        _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, meter_provider
+                    )
+                    built.append(_wrappers(httpx, tracer, histogram))
+                return built[0][index]
+
+            return build
+
+        sync_wrapper = deferred(_NAME, builder(0))
+        async_wrapper = deferred(_NAME, builder(1))
         self.wrap("httpx", "Client._send_single_request", sync_wrapper)
         self.wrap("httpx", "AsyncClient._send_single_request", async_wrapper)
         self.wrap("httpx", "HTTPTransport.handle_request", sync_wrapper)

@@ -26,6 +26,7 @@ and it answers as Starlette's does.
 """
 
 from .. import Instrumentor
+from . import report
 
 _NAME = "starlette"
 _SCOPE_KEY = "lazypatch.span"
@@ -105,9 +106,32 @@ def _host_and_port(scope, host):
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def _entry(patch, tracer, histogram):
-    """The ``Starlette.__call__`` that traces, calling ``patch[0].original``; requests are
-    measured in ``histogram`` (``http.server.request.duration``) unless it is None."""
+def _entry(patch, build):
+    """The ``Starlette.__call__`` that traces, calling ``patch[0].original``: ``build()`` makes
+    the tracing call at the first request (OpenTelemetry is imported then, not before); if it
+    raises, the failure is reported once and requests go on untraced."""
+    traced = None
+
+    async def __call__(self, scope, receive, send):
+        nonlocal traced
+        if traced is None:
+            try:
+                traced = build()
+            except Exception:
+                report(_NAME)
+                traced = _untraced
+        await traced(patch[0].original, self, scope, receive, send)
+
+    return __call__
+
+
+async def _untraced(original, app, scope, receive, send):
+    await original(app, scope, receive, send)
+
+
+def _traced(tracer, histogram):
+    """``traced(original, app, scope, receive, send)``: one request through ``original`` under
+    a server span; measured in ``histogram`` (``http.server.request.duration``) unless None."""
     from time import perf_counter
 
     from opentelemetry import context, propagate, trace
@@ -239,8 +263,7 @@ def _entry(patch, tracer, histogram):
         except Exception:
             _http.abandon(_NAME, span)
 
-    async def __call__(self, scope, receive, send):
-        original = patch[0].original
+    async def traced(original, self, scope, receive, send):
         if (
             scope["type"] != "http"
             or _SCOPE_KEY in scope
@@ -277,7 +300,7 @@ def _entry(patch, tracer, histogram):
         detach(token)
         end(state, scope, prefix)
 
-    return __call__
+    return traced
 
 
 def _fastapi_entry(patch):
@@ -298,16 +321,22 @@ class StarletteInstrumentor(Instrumentor):
     requirements = ("starlette >= 0.13",)
 
     def _instrument(self, **kwargs):
-        from opentelemetry import trace
+        tracer_provider = kwargs.get("tracer_provider")
+        meter_provider = kwargs.get("meter_provider")
 
-        from . import _semconv
+        def build():
+            from opentelemetry import trace
 
-        tracer = trace.get_tracer(__name__, tracer_provider=kwargs.get("tracer_provider"))
-        histogram = _semconv.duration_histogram(
-            _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, kwargs.get("meter_provider")
-        )
+            from . import _semconv
+
+            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+            histogram = _semconv.duration_histogram(
+                _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, meter_provider
+            )
+            return _traced(tracer, histogram)
+
         patch = []
-        entry = _entry(patch, tracer, histogram)
+        entry = _entry(patch, build)
         patch.append(self.replace("starlette.applications", "Starlette.__call__", entry))
         fastapi = []  # applied if and when FastAPI is imported
         entry = _fastapi_entry(fastapi)
