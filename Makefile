@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-host lint bench clean
+.PHONY: demo test test-fast test-host lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
+# The quick loop: no state-machine, thread-stress, end-to-end or instrumentation order matrices.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow" --ignore=tests/e2e --ignore=tests/instrumentation $(PYTEST_ARGS)
+
 # CPython's own regression tests for what lazypatch touches (logging, sqlite3, urllib, importlib...),
 # bare, under `lazypatch run`, and with a no-op hook on every stdlib module; fails on any test that
 # lazypatch breaks and docs/guarantees.md does not list. Minutes, not seconds: see tools/host_tests.py.
@@ -29,6 +33,7 @@ test-host: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check lazypatch tests benchmarks examples tools
 	$(PY) -m ruff format --check lazypatch tests benchmarks examples tools
+	$(PY) -m mypy
 
 # The benchmarks' peers (ddtrace, OpenTelemetry's distro and instrumentations) live in a venv of
 # their own: installed in $(VENV), ddtrace's pytest plugin and the extra instrumentors would change

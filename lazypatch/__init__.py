@@ -2,6 +2,16 @@
 
 from ._hooks import Hook, install, register_hook, uninstall, unregister_hook, when_imported
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # What type checkers see; at run time these come from ``__getattr__`` on first use.
+    from ._instrumentor import Instrumentor as Instrumentor
+    from ._patches import Patch as Patch
+    from ._patches import replace as replace
+    from ._patches import wrap as wrap
+    from ._status import Record as Record
+    from ._status import status as status
+
 # Loaded on first use: ``import lazypatch.auto`` and registering hooks need none of them, and every
 # module spared is start-up time spared in every process lazypatch is active in.
 _LAZY = {
@@ -29,7 +39,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lazypatch' has no attribute {name!r}")
@@ -40,5 +50,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__() -> list:
+def __dir__() -> "list[str]":
     return sorted(set(globals()) | set(__all__))

@@ -67,7 +67,7 @@ getframe = getattr(sys, "_getframe", None)
 IMPORTLIB_FILENAME = "<frozen importlib._bootstrap_external>"
 
 
-def _missing() -> tuple:
+def _missing() -> "tuple[str, ...]":
     found = {
         "importlib._bootstrap._module_locks": _has_locks,
         "importlib._bootstrap._lock_unlock_module": _has_lock_unlock,

@@ -16,7 +16,7 @@ from ._state import state
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Callable, List, Optional, Tuple, TypeVar, Union
+    from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union
 
     HookTarget = Union[Callable[[ModuleType], object], str]
     F = TypeVar("F", bound=Callable[[ModuleType], object])
@@ -74,9 +74,8 @@ class Hook:
 
     def _call(self, module: object) -> None:
         target = self.target
-        if target.__class__ is str:
-            target = resolve(target)  # type: ignore[arg-type]
-        target(module)  # type: ignore[operator]
+        function = resolve(target) if isinstance(target, str) else target
+        function(module)  # type: ignore[operator]
 
     def _failed(self, exc: BaseException) -> str:
         self.error = exc
@@ -128,7 +127,7 @@ class _Registry(_finder.Listener):
     """The hook logic over the process state's hook registries; the finder reports to it."""
 
     def __init__(self) -> None:
-        self.finder = _finder.Finder(state.watched)
+        self.finder = _finder.Finder(state.watched)  # type: ignore[no-untyped-call]
 
     # -- registration ---------------------------------------------------------------
 
@@ -253,11 +252,10 @@ class _Registry(_finder.Listener):
                     gen = state.gens.get(name, 0)
                     due = []
                     if not failed:
-                        seen = (module, _spec_of(module))
+                        executed = (module, _spec_of(module))
                         if name in state.watched:
-                            state.seen[name] = seen
-                        if not state.offline:
-                            seen = None
+                            state.seen[name] = executed
+                        seen = executed if state.offline else None
                         for hook in state.watched.get(name, ()):
                             if hook._gen < gen:
                                 hook._gen = gen
@@ -429,7 +427,7 @@ def catch_up() -> None:
     _registry.catch_up()
 
 
-def add_internal(module: str, target: "Callable[[object], object]") -> Hook:
+def add_internal(module: str, target: "Callable[[Any], object]") -> Hook:
     """A hook for lazypatch's own use (a patch, an instrumentor's target, an entry point): not
     listed by ``status()``, not matched by ``unregister_hook``."""
     return _registry.add(module, target, internal=True)

@@ -61,7 +61,7 @@ class Instrumentor:
                 self._loaded = set()
                 self._made = []
                 self._ran = False
-                cls._instance = self  # type: ignore[attr-defined]
+                cls._instance = self
                 state.instrumentors.append(self)
         return self
 
