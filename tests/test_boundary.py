@@ -8,6 +8,8 @@ Each program runs in a fresh interpreter and asserts there; a handler counts the
 import json
 from pathlib import Path
 
+from preludes import LOG_RECORDS
+
 import lazypatch
 
 TARGET = {
@@ -20,23 +22,13 @@ TARGET = {
     """
 }
 
-LOGGED = """
-import logging, sys
+LOGGED = (
+    """
+import sys
 import lazypatch
-
-class Count(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-    def emit(self, record):
-        self.records.append(record)
-
-logged = Count()
-logging.getLogger("lazypatch").addHandler(logged)
-
-def errors():
-    return [(r.getMessage(), r.exc_info is not None) for r in logged.records if r.levelname == "ERROR"]
 """
+    + LOG_RECORDS
+)
 
 
 def test_a_hook_error_is_cleared_by_a_later_successful_run(pyrun):

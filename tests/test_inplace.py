@@ -7,6 +7,7 @@ were given, so that layers, arguments and ``instance`` can be checked exactly.
 import textwrap
 
 import pytest
+from preludes import TAGGING
 
 TARGET = {
     "target.py": '''
@@ -111,17 +112,13 @@ TARGET = {
     ''',
 }
 
-PRELUDE = """
+PRELUDE = (
+    """
 import asyncio, gc, importlib, inspect, sys, threading
 import lazypatch
-
-seen = []
-
-def tagger(tag):
-    def wrapper(wrapped, instance, args, kwargs):
-        seen.append((tag, instance, args, kwargs))
-        return (tag, wrapped(*args, **kwargs))
-    return wrapper
+"""
+    + TAGGING
+    + """
 
 def passthrough(tag):
     def wrapper(wrapped, instance, args, kwargs):
@@ -137,6 +134,7 @@ def tags(result):
         result = result[1]
     return found
 """
+)
 
 
 def run(pyrun, code, files=TARGET, **kwargs):

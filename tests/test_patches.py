@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+from preludes import TAGGING
 
 TARGET = {
     "target.py": '''
@@ -53,25 +54,13 @@ TARGET = {
 }
 
 # A wrapper that records what it was given and tags the result, so that layers can be counted.
-PRELUDE = """
+PRELUDE = (
+    """
 import importlib, inspect, sys
 import lazypatch
-
-seen = []
-
-def tagger(tag):
-    def wrapper(wrapped, instance, args, kwargs):
-        seen.append((tag, instance, args, kwargs))
-        return (tag, wrapped(*args, **kwargs))
-    return wrapper
-
-def layers(result, tag="w"):
-    count = 0
-    while isinstance(result, tuple) and len(result) == 2 and result[0] == tag:
-        count += 1
-        result = result[1]
-    return count
 """
+    + TAGGING
+)
 
 
 def run(pyrun, code, files=TARGET, **kwargs):
