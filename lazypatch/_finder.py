@@ -359,7 +359,10 @@ class Finder:
         """Take the current ``sys.modules`` as seen."""
         modules = sys.modules
         self._looked = len(modules)
-        self._newest = next(reversed(modules), None) if modules else None
+        try:
+            self._newest = next(reversed(modules), None) if modules else None
+        except RuntimeError:  # another thread changed sys.modules: look at every name next time
+            self._newest = None
 
     def catch_up(self) -> None:
         """Report the watched names added to ``sys.modules`` since the last look, oldest first.

@@ -1,7 +1,11 @@
 """32 threads importing, reloading, deleting, registering and removing hooks and patches at random.
 
-The thread switch interval is 0.1 ms and each module body sleeps for a millisecond, which widens
-the windows between importlib's steps enough to catch races on a two-core machine.
+Two runs. The first reloads too, at the default switch interval. The second has a thread switch
+interval of 0.1 ms and module bodies that sleep for a millisecond, which widens the windows
+between importlib's steps enough to catch races on a two-core machine (it caught a hook running
+twice for one execution); it leaves reloads out: a reload re-executes the module object in place,
+so a hook run at registration can see it half-way through a reload that another thread starts
+after that hook was due, which no post-import hook can prevent.
 """
 
 import json
@@ -18,7 +22,7 @@ import faulthandler, importlib, json, random, sys, threading, time
 import lazypatch
 
 faulthandler.dump_traceback_later(120, exit=True)
-sys.setswitchinterval(1e-4)
+sys.setswitchinterval({switch})
 NAMES = [f"gen{{i}}" for i in range({modules})]
 lock = threading.Lock()
 hooks = {{name: [] for name in NAMES}}   # name -> [(Hook, seen ids)]
@@ -84,7 +88,9 @@ def do_reload(name):
 def do_delete(name):
     sys.modules.pop(name, None)
 
-OPS = [register] * 4 + [remove, do_import, do_import, do_reload, do_delete] * 2 + [patch, unpatch]
+OPS = [register] * 4 + [remove, do_import, do_import, do_delete] * 2 + [patch, unpatch]
+if {reloads}:
+    OPS += [do_reload] * 2
 
 def worker(seed, deadline):
     rng = random.Random(seed)
@@ -121,21 +127,28 @@ for name in NAMES:
 print(json.dumps({{"hooks": sum(len(v) for v in hooks.values()), "fired": total}}))
 """
 
-GENERATED = {
-    "counter.py": "import itertools\nNEXT = itertools.count(1).__next__\n",
-    **{
-        f"gen{i}.py": (
-            "import counter, time\nDONE = False\nEXEC_ID = counter.NEXT()\n"
-            "def f():\n    return []\n"
-            "time.sleep(0.001)\nDONE = True\n"
-        )
-        for i in range(MODULES)
-    },
-}
+
+def generated(pause):
+    return {
+        "counter.py": "import itertools\nNEXT = itertools.count(1).__next__\n",
+        **{
+            f"gen{i}.py": (
+                "import counter, time\nDONE = False\nEXEC_ID = counter.NEXT()\n"
+                f"def f():\n    return []\ntime.sleep({pause})\nDONE = True\n"
+            )
+            for i in range(MODULES)
+        },
+    }
 
 
 @pytest.mark.slow
-def test_thirty_two_threads_keep_the_invariant(pyrun):
-    proc = pyrun(PROGRAM.format(modules=MODULES, seconds=3), files=GENERATED, timeout=180)
+@pytest.mark.parametrize(
+    "switch, pause, reloads",
+    [(0.005, 0, True), (1e-4, 0.001, False)],
+    ids=["with-reloads", "narrow-windows"],
+)
+def test_thirty_two_threads_keep_the_invariant(pyrun, switch, pause, reloads):
+    program = PROGRAM.format(modules=MODULES, seconds=3, switch=switch, reloads=reloads)
+    proc = pyrun(program, files=generated(pause), timeout=180)
     counts = json.loads(proc.stdout)
     assert counts["hooks"] > 100 and counts["fired"] > 100, counts
