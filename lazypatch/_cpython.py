@@ -22,6 +22,10 @@ LOST = {
         "a hook registered while another thread imports its module (past the finder already) "
         "runs at lazypatch's next chance instead of before that import returns"
     ),
+    "importlib._bootstrap._ModuleLock.owner": (
+        "a hook registered while another thread imports its module (past the finder already) "
+        "runs at lazypatch's next chance instead of before that import returns"
+    ),
     "importlib._bootstrap._load_unlocked sets spec._initializing": (
         "a hook registered while its module is half-way through its import (from its own body, "
         "a circular import or another thread) runs at once, on the half-built module"
@@ -40,13 +44,22 @@ def _load_unlocked_sets_initializing() -> bool:
     return code is not None and "_initializing" in code.co_names
 
 
+def _module_lock_has_owner() -> bool:
+    init = getattr(getattr(_bootstrap, "_ModuleLock", None), "__init__", None)
+    code = getattr(init, "__code__", None)
+    return code is not None and "owner" in code.co_names
+
+
 _locks = getattr(_bootstrap, "_module_locks", None)
 _lock_unlock = getattr(_bootstrap, "_lock_unlock_module", None)
 _has_locks = isinstance(_locks, dict)
 _has_lock_unlock = callable(_lock_unlock)
+# Without the owner of a module lock, a thread could wait for its own import: no waiting at all.
+_has_owner = _module_lock_has_owner()
 
-#: Import locks by module name, and the wait for one: both, or neither (None).
-module_locks = _locks if _has_locks and _has_lock_unlock else None
+#: Import locks by module name (each with its owning thread), and the wait for one: both, or
+#: neither (None).
+module_locks = _locks if _has_locks and _has_lock_unlock and _has_owner else None
 lock_unlock_module = _lock_unlock if module_locks is not None else None
 
 #: importlib's own last step of a first import, ``spec._initializing = False``, can be watched.
@@ -71,6 +84,7 @@ def _missing() -> "tuple[str, ...]":
     found = {
         "importlib._bootstrap._module_locks": _has_locks,
         "importlib._bootstrap._lock_unlock_module": _has_lock_unlock,
+        "importlib._bootstrap._ModuleLock.owner": _has_owner,
         "importlib._bootstrap._load_unlocked sets spec._initializing": spec_initializing,
         "importlib._bootstrap_external._LoaderBasics": default_create_module is not None,
         "_thread._local": thread_local is not None,

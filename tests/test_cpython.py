@@ -95,6 +95,7 @@ def test_nothing_is_missing_on_this_interpreter(pyrun):
     [
         (("_module_locks",), ("importlib._bootstrap._module_locks",)),
         (("_lock_unlock_module",), ("importlib._bootstrap._lock_unlock_module",)),
+        (("_ModuleLock",), ("importlib._bootstrap._ModuleLock.owner",)),
         (("_LoaderBasics",), ("importlib._bootstrap_external._LoaderBasics",)),
         (("_local",), ("_thread._local",)),
     ],
