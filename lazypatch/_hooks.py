@@ -48,11 +48,11 @@ class Hook:
         self.target = target
         self.state = "pending"
         self.calls = 0
-        self.error: BaseException | None = None
+        self.error: Optional[BaseException] = None
         self._seconds = 0.0
         self._gen = 0
         self._internal = internal
-        self._offline: Tuple[object, object] | None = None  # uninstalled: (module, spec) seen
+        self._offline: Optional[Tuple[object, object]] = None  # uninstalled: (module, spec) seen
 
     def __repr__(self) -> str:
         return f"<Hook {describe(self.target)} for {self.module!r}: {self.state}>"
@@ -87,7 +87,7 @@ class Hook:
 
 def describe(target: object) -> str:
     """A readable name for a hook target: a ``"pkg.mod:func"`` string, or module.qualname."""
-    if target.__class__ is str:
+    if isinstance(target, str):
         return target
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
     if name is None:
@@ -107,7 +107,7 @@ def resolve(target: str) -> object:
 
 
 def _check_target(target: object) -> None:
-    if target.__class__ is str:
+    if isinstance(target, str):
         module_name, sep, path = target.partition(":")
         if not (sep and module_name and path) or "" in path.split("."):
             raise ValueError(f"hook string must look like 'pkg.mod:attr.path', got {target!r}")

@@ -27,8 +27,10 @@ PACKAGE = {
 
 # Run in the fresh interpreter after both hooks are registered: what the modules look like.
 DESCRIBE = """
-import importlib.resources, inspect, json
+import importlib.resources, inspect, json, sys
 import watchpkg.sub
+if "lazypatch" in sys.modules:  # a finder in front resolved watchpkg: its hooks run at
+    sys.modules["lazypatch"].status()  # lazypatch's next chance, status() being one (API.md §4)
 print("STATE " + json.dumps({
     "value": watchpkg.VALUE,
     "double": watchpkg.sub.double(21),
