@@ -108,6 +108,7 @@ __all__ = [
     "USER_AGENT_ORIGINAL",
     "add_old",
     "duration_histogram",
+    "signals",
     "keys",
     "mode",
 ]
@@ -233,6 +234,15 @@ class Histogram:
             )
             self.record = histogram.record
         histogram.record(amount, attributes)
+
+
+def signals(scope: str, histogram_name: str, tracer_provider=None, meter_provider=None):
+    """The tracer of instrumentation ``scope`` and its duration histogram ``histogram_name``
+    (None when metrics are off): what every HTTP instrumentation builds at its first call."""
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer(scope, tracer_provider=tracer_provider)
+    return tracer, duration_histogram(histogram_name, scope, meter_provider)
 
 
 def duration_histogram(name: str, scope: str, meter_provider=None):

@@ -167,13 +167,10 @@ def _deferred_receivers(flask, tracer_provider, meter_provider):
     def build():
         nonlocal real
         if real is None:
-            from opentelemetry import trace
-
             from . import _semconv
 
-            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-            histogram = _semconv.duration_histogram(
-                _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, meter_provider
+            tracer, histogram = _semconv.signals(
+                __name__, _semconv.HTTP_SERVER_REQUEST_DURATION, tracer_provider, meter_provider
             )
             real = _receivers(flask, tracer, histogram)
         return real

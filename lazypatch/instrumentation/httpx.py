@@ -248,13 +248,14 @@ class HttpxInstrumentor(Instrumentor):
             def build():  # at the first request: OpenTelemetry is imported then, not before
                 if not built:
                     import httpx
-                    from opentelemetry import trace
 
                     from . import _semconv
 
-                    tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-                    histogram = _semconv.duration_histogram(
-                        _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, meter_provider
+                    tracer, histogram = _semconv.signals(
+                        __name__,
+                        _semconv.HTTP_CLIENT_REQUEST_DURATION,
+                        tracer_provider,
+                        meter_provider,
                     )
                     built.append(_wrappers(httpx, tracer, histogram))
                 return built[0][index]

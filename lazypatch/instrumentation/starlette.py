@@ -325,13 +325,10 @@ class StarletteInstrumentor(Instrumentor):
         meter_provider = kwargs.get("meter_provider")
 
         def build():
-            from opentelemetry import trace
-
             from . import _semconv
 
-            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-            histogram = _semconv.duration_histogram(
-                _semconv.HTTP_SERVER_REQUEST_DURATION, __name__, meter_provider
+            tracer, histogram = _semconv.signals(
+                __name__, _semconv.HTTP_SERVER_REQUEST_DURATION, tracer_provider, meter_provider
             )
             return _traced(tracer, histogram)
 

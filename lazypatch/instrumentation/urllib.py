@@ -68,8 +68,6 @@ class UrllibInstrumentor(Instrumentor):
             from urllib.error import HTTPError
             from urllib.request import Request
 
-            from opentelemetry import trace
-
             from . import _http, _semconv
 
             def status_of_error(exc):
@@ -77,9 +75,8 @@ class UrllibInstrumentor(Instrumentor):
                     return None
                 return exc.code, getattr(exc.fp, "version", None)
 
-            tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-            histogram = _semconv.duration_histogram(
-                _semconv.HTTP_CLIENT_REQUEST_DURATION, __name__, meter_provider
+            tracer, histogram = _semconv.signals(
+                __name__, _semconv.HTTP_CLIENT_REQUEST_DURATION, tracer_provider, meter_provider
             )
             return _http.client_wrapper(
                 "urllib",
