@@ -13,6 +13,12 @@ Kept free of imports beyond ``os`` and ``sys``: this module runs at interpreter 
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, FrozenSet, Mapping, NoReturn, Optional, Tuple
+
+    Environ = Mapping[str, str]
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10}
@@ -60,18 +66,30 @@ class Settings:
         "semconv",
     )
 
-    def __init__(self, **values) -> None:
+    disabled: "FrozenSet[str]"
+    enabled: "Optional[FrozenSet[str]]"
+    otel_instrumentors: bool
+    log_level: "Optional[int]"
+    traces_exporters: "Optional[Tuple[str, ...]]"
+    metrics_exporters: "Optional[Tuple[str, ...]]"
+    otlp_protocol: str
+    metrics_otlp_protocol: str
+    sdk_disabled: bool
+    cache_dir: "Optional[str]"
+    semconv: "Dict[str, str]"
+
+    def __init__(self, **values: object) -> None:
         for name in self.__slots__:
             object.__setattr__(self, name, values[name])
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> "NoReturn":
         raise AttributeError("Settings are read-only")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Settings({fields})"
 
-    def exclusion(self, source: str, name: str):
+    def exclusion(self, source: str, name: str) -> "Optional[str]":
         """Why the instrumentation ``name`` from ``source`` must not be armed, or None."""
         keys = (name, f"{source}:{name}")
         if "*" in self.disabled or any(key in self.disabled for key in keys):
@@ -91,7 +109,7 @@ def _warn(variable: str, value: str, expected: str) -> None:
     )
 
 
-def _names(environ, variable: str):
+def _names(environ: "Environ", variable: str) -> "Optional[FrozenSet[str]]":
     """A comma list of instrumentation names, or None when unset or empty."""
     raw = environ.get(variable)
     if raw is None or not raw.strip():
@@ -109,7 +127,7 @@ def _is_name(name: str) -> bool:
     return name == "*" or name.replace("_", "").replace("-", "").replace(".", "").isalnum()
 
 
-def _flag(environ, variable: str, default: bool) -> bool:
+def _flag(environ: "Environ", variable: str, default: bool) -> bool:
     raw = environ.get(variable)
     if raw is None or not raw.strip():
         return default
@@ -122,7 +140,7 @@ def _flag(environ, variable: str, default: bool) -> bool:
     return default
 
 
-def _log_level(environ):
+def _log_level(environ: "Environ") -> "Optional[int]":
     raw = environ.get("LAZYPATCH_LOG_LEVEL")
     if raw is None or not raw.strip():
         return None
@@ -135,7 +153,7 @@ def _log_level(environ):
     return None
 
 
-def _exporters(environ, variable: str):
+def _exporters(environ: "Environ", variable: str) -> "Optional[Tuple[str, ...]]":
     raw = environ.get(variable)
     if raw is None or not raw.strip():
         return None
@@ -149,7 +167,7 @@ def _exporters(environ, variable: str):
 _SEMCONV_SIGNALS = ("http", "database")
 
 
-def _semconv(environ) -> dict:
+def _semconv(environ: "Environ") -> "Dict[str, str]":
     """Modes of ``OTEL_SEMCONV_STABILITY_OPT_IN`` for the signals lazypatch instruments.
 
     Other signals' tokens (``gen_ai_latest_experimental``...) belong to OpenTelemetry's own
@@ -178,7 +196,7 @@ def _semconv(environ) -> dict:
     return modes
 
 
-def _protocol(environ, variable: str):
+def _protocol(environ: "Environ", variable: str) -> "Optional[str]":
     """The OTLP protocol ``variable`` names, None when unset; warned about when invalid."""
     raw = environ.get(variable)
     if raw is None or not raw.strip():
@@ -189,16 +207,16 @@ def _protocol(environ, variable: str):
     return "http/protobuf"
 
 
-def _otlp_protocols(environ) -> tuple:
+def _otlp_protocols(environ: "Environ") -> "Tuple[str, str]":
     """``(traces, metrics)`` OTLP protocols: each signal's variable, else the common one."""
     common = _protocol(environ, "OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
-    return tuple(
-        _protocol(environ, f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or common
-        for signal in ("TRACES", "METRICS")
+    return (
+        _protocol(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or common,
+        _protocol(environ, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or common,
     )
 
 
-def _sdk_disabled(environ) -> bool:
+def _sdk_disabled(environ: "Environ") -> bool:
     raw = environ.get("OTEL_SDK_DISABLED")
     if raw is None or not raw.strip():
         return False
@@ -208,7 +226,7 @@ def _sdk_disabled(environ) -> bool:
     return value == "true"
 
 
-def _cache_dir(environ):
+def _cache_dir(environ: "Environ") -> "Optional[str]":
     """``LAZYPATCH_CACHE_DIR`` (empty: no cache), else the platform's per-user cache directory."""
     raw = environ.get("LAZYPATCH_CACHE_DIR")
     if raw is not None:
@@ -226,10 +244,10 @@ def _cache_dir(environ):
     return os.path.join(base, "lazypatch") if os.path.isabs(base) else None
 
 
-def load(environ=None) -> Settings:
+def load(environ: "Optional[Environ]" = None) -> Settings:
     """Parse ``environ`` (default ``os.environ``) into :class:`Settings`; warn about bad values."""
     env = os.environ if environ is None else environ
-    disabled = frozenset()
+    disabled: FrozenSet[str] = frozenset()
     for variable in _DISABLING:
         disabled |= _names(env, variable) or frozenset()
     _flag(env, "LAZYPATCH_STRICT", False)  # read again at each failure; warned about here, once
@@ -249,7 +267,7 @@ def load(environ=None) -> Settings:
     )
 
 
-_settings = None
+_settings: "Optional[Settings]" = None
 
 
 def settings() -> Settings:
@@ -261,8 +279,11 @@ def settings() -> Settings:
 
 
 def child_environment(
-    service_name=None, traces_exporter=None, bootstrap_dir=None, then_dir=None
-) -> dict:
+    service_name: "Optional[str]" = None,
+    traces_exporter: "Optional[str]" = None,
+    bootstrap_dir: "Optional[str]" = None,
+    then_dir: "Optional[str]" = None,
+) -> "Dict[str, str]":
     """The environment for ``lazypatch run``'s command: ours, ``bootstrap_dir`` first on PYTHONPATH.
 
     ``then_dir`` (another tool's ``sitecustomize`` directory) follows it if not already there. An
