@@ -15,6 +15,15 @@ post-import hooks; ``_patches`` is imported when one fires.
 
 from . import _hooks, _tracing
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Dict, List, Tuple, TypeVar
+
+    from ._patches import Patch
+
+    R = TypeVar("R")
+
 _TRACE_MODULE = "opentelemetry.trace"
 _SPAN_METHODS = ("ProxyTracer.start_span", "ProxyTracer.start_as_current_span")
 _INSTRUMENT_MODULE = "opentelemetry.metrics._internal.instrument"
@@ -28,9 +37,9 @@ _MEASURES = (
 )
 _PROCESS_MODULE = "multiprocessing.process"
 
-_span_patches = []
-_measure_patches = []
-_process_patches = []
+_span_patches: "List[Patch]" = []
+_measure_patches: "List[Patch]" = []
+_process_patches: "List[Patch]" = []
 
 
 def arm() -> None:
@@ -44,14 +53,14 @@ def arm() -> None:
 # Each hook patches once: a patch re-applies itself when its module is reloaded.
 
 
-def _patch_proxy_tracer(trace) -> None:
+def _patch_proxy_tracer(trace: "ModuleType") -> None:
     from ._patches import wrap
 
     if not _span_patches:
         _span_patches.extend(wrap(trace, path, _set_up_first) for path in _SPAN_METHODS)
 
 
-def _patch_proxy_instruments(instrument) -> None:
+def _patch_proxy_instruments(instrument: "ModuleType") -> None:
     from ._patches import wrap
 
     if not _measure_patches:
@@ -62,28 +71,34 @@ def _patch_proxy_instruments(instrument) -> None:
         )
 
 
-def _patch_process(process) -> None:
+def _patch_process(process: "ModuleType") -> None:
     from ._patches import wrap
 
     if not _process_patches:
         _process_patches.append(wrap(process, "BaseProcess._bootstrap", _flush_at_end))
 
 
-def _set_up_first(wrapped, instance, args, kwargs):
+def _set_up_first(
+    wrapped: "Callable[..., R]", instance: object, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]"
+) -> "R":
     if _tracing.ensure_sdk():
         for patch in _span_patches:
             patch.remove()
     return wrapped(*args, **kwargs)
 
 
-def _set_up_metrics_first(wrapped, instance, args, kwargs):
+def _set_up_metrics_first(
+    wrapped: "Callable[..., R]", instance: object, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]"
+) -> "R":
     if _tracing.ensure_metrics():
         for patch in _measure_patches:
             patch.remove()
     return wrapped(*args, **kwargs)
 
 
-def _flush_at_end(wrapped, instance, args, kwargs):
+def _flush_at_end(
+    wrapped: "Callable[..., R]", instance: object, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]"
+) -> "R":
     try:
         return wrapped(*args, **kwargs)
     finally:
