@@ -37,7 +37,7 @@ import shutil
 import sys
 import threading
 import unicodedata
-from typing import Sequence, TextIO
+from typing import Iterable, Sequence, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -281,7 +281,9 @@ class _Renderer:
             summary += "  incomplete"
         lines = [self._line([(f"trace {spans[0].context.trace_id:032x}  {summary}", "header")])]
         # Depth-first with an explicit stack: deep traces must not hit the recursion limit.
-        stack = [(span, "", "", None) for span in reversed(_by_start(tops))]
+        stack: list[tuple[ReadableSpan, str, str, str | None]] = [
+            (span, "", "", None) for span in reversed(_by_start(tops))
+        ]
         while stack:
             span, lead, indent, parent_service = stack.pop()
             kids = _by_start(children.get(span.context.span_id, ()))
@@ -410,7 +412,7 @@ def _fit(
             if cut is None and used + size > budget:
                 cut = (index, position, used)
             used += size
-            if used > cells:
+            if used > cells and cut is not None:  # cut is set by then: budget <= cells
                 at, length, kept = cut
                 cut_text, cut_style = segments[at]
                 fitted = [*segments[:at], (cut_text[:length] + ellipsis, cut_style)]
@@ -446,7 +448,7 @@ def _end(span: ReadableSpan) -> int:
     return max(span.end_time or 0, _start(span))
 
 
-def _by_start(spans) -> list[ReadableSpan]:
+def _by_start(spans: Iterable[ReadableSpan]) -> list[ReadableSpan]:
     return sorted(spans, key=_start)
 
 
