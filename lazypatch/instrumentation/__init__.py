@@ -10,7 +10,13 @@ lazypatch's own few modules and nothing else.
 What they share is here: the "never break the host" report and the deferred wrapper.
 """
 
-_reported = set()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Set, Tuple
+
+    from .._patches import Wrapper
+
+_reported: "Set[str]" = set()
 
 
 def report(name: str) -> None:
@@ -41,7 +47,7 @@ def error_type(exc: BaseException) -> str:
     return f"{module}.{cls.__qualname__}"
 
 
-def deferred(name: str, build):
+def deferred(name: str, build: "Callable[[], Wrapper]") -> "Wrapper":
     """A ``wrapper(wrapped, instance, args, kwargs)`` that makes the real one with ``build()`` at
     its first call, and calls it from then on.
 
@@ -49,9 +55,14 @@ def deferred(name: str, build):
     failure is reported once and the calls go on untraced. Two threads making the first call
     together may both build; the one stored last serves from then on.
     """
-    real = None
+    real: Optional[Wrapper] = None
 
-    def wrapper(wrapped, instance, args, kwargs):
+    def wrapper(
+        wrapped: "Callable[..., Any]",
+        instance: object,
+        args: "Tuple[Any, ...]",
+        kwargs: "Dict[str, Any]",
+    ) -> "Any":
         nonlocal real
         if real is None:
             try:
@@ -64,5 +75,10 @@ def deferred(name: str, build):
     return wrapper
 
 
-def _untraced(wrapped, instance, args, kwargs):
+def _untraced(
+    wrapped: "Callable[..., Any]",
+    instance: object,
+    args: "Tuple[Any, ...]",
+    kwargs: "Dict[str, Any]",
+) -> "Any":
     return wrapped(*args, **kwargs)

@@ -14,22 +14,41 @@ from types import FunctionType
 
 from .. import _cpython
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType, FrameType
+    from typing import Any, Callable, Dict, Optional, Protocol, Tuple, TypeVar
+
+    T = TypeVar("T")
+
+    class _Trampoline(Protocol):
+        """``f(*a, **k)``, compiled as if written on one application call site."""
+
+        @property
+        def __globals__(self) -> "Dict[str, Any]": ...
+
+        def __call__(
+            self, f: "Callable[..., T]", a: "Tuple[Any, ...]", k: "Dict[str, Any]"
+        ) -> "T": ...
+
+
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_TEMPLATE = next(
+_TEMPLATE: "CodeType" = next(
     const
     for const in compile("def call(f, a, k): return f(*a, **k)", "<lazypatch>", "exec").co_consts
     if hasattr(const, "co_code")
 )
-_QUALNAME = sys.version_info >= (3, 11)
 _MAX_SITES = 1024
-_sites = {}  # (id(code), line) of an application call site -> (code, its trampoline)
+# (id(code), offset of the call) of an application call site -> (code, its trampoline)
+_sites: "Dict[Tuple[int, int], Tuple[CodeType, _Trampoline]]" = {}
 
 
-def call(function, args: tuple, kwargs: dict):
+def call(function: "Callable[..., T]", args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]") -> "T":
     """``function(*args, **kwargs)``, as if called from the first frame outside lazypatch."""
     getframe = _cpython.getframe
     if getframe is None:
         return function(*args, **kwargs)
+    frame: Optional[FrameType]
     frame = getframe(1)
     code = frame.f_code
     while code.co_filename.startswith(_PACKAGE):
@@ -53,9 +72,13 @@ def call(function, args: tuple, kwargs: dict):
     return entry[1](function, args, kwargs)
 
 
-def _site(frame, line: int):
+def _site(frame: "FrameType", line: int) -> "_Trampoline":
     code = frame.f_code
-    names = {"co_filename": code.co_filename, "co_name": code.co_name, "co_firstlineno": line}
-    if _QUALNAME:
+    names: Dict[str, Any] = {
+        "co_filename": code.co_filename,
+        "co_name": code.co_name,
+        "co_firstlineno": line,
+    }
+    if sys.version_info >= (3, 11):
         names["co_qualname"] = code.co_qualname
     return FunctionType(_TEMPLATE.replace(**names), frame.f_globals)

@@ -13,11 +13,19 @@ import sys
 from .. import Instrumentor
 from . import report
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Tuple
+
+    from opentelemetry.trace import Span, TracerProvider
+
+    from .._patches import Wrapper
+
 _NAME = "logging"
 _TRACE_MODULE = "opentelemetry.trace"
 
 
-def _record_wrapper(provider):
+def _record_wrapper(provider: "Optional[TracerProvider]") -> "Wrapper":
     """The wrapper of ``LogRecord.__init__``, reading spans through OpenTelemetry's API.
 
     It never imports OpenTelemetry: a record made while ``opentelemetry.trace`` is not loaded
@@ -26,10 +34,10 @@ def _record_wrapper(provider):
     imports ``logging``, so a record may be made while it is half-initialised).
     """
     modules = sys.modules
-    get_current_span = None
-    service = None
+    get_current_span: Optional[Callable[[], Span]] = None
+    service: Optional[str] = None
 
-    def service_name():
+    def service_name() -> str:
         # Resolved on the first record inside a span rather than at instrumentation, when the
         # global provider may not be set yet; only an SDK provider has a resource.
         nonlocal service
@@ -43,7 +51,12 @@ def _record_wrapper(provider):
             service = str(resource.attributes.get(SERVICE_NAME, ""))
         return service
 
-    def wrapper(wrapped, instance, args, kwargs):
+    def wrapper(
+        wrapped: "Callable[..., None]",
+        instance: "Any",
+        args: "Tuple[Any, ...]",
+        kwargs: "Dict[str, Any]",
+    ) -> None:
         nonlocal get_current_span
         wrapped(*args, **kwargs)
         try:
@@ -72,7 +85,7 @@ class LoggingInstrumentor(Instrumentor):
 
     targets = ("logging",)
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: "Any") -> None:
         import logging
 
         self.wrap(logging, "LogRecord.__init__", _record_wrapper(kwargs.get("tracer_provider")))

@@ -26,6 +26,43 @@ from time import perf_counter
 from .. import Instrumentor
 from . import _callsite, error_type, report
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sqlite3 import Connection, Cursor
+    from typing import Any, Callable, Dict, Optional, Protocol, Tuple, Type, TypeVar
+
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+
+    from ._semconv import Histogram
+
+    T = TypeVar("T")
+    #: ``(span name, span attributes, metric attributes)`` of one statement.
+    Described = Tuple[str, Dict[str, str], Dict[str, str]]
+
+    class _SQLite3(Protocol):
+        """The ``sqlite3`` module, as far as the derived classes need it."""
+
+        @property
+        def Connection(self) -> "Type[Connection]": ...
+
+        @property
+        def Cursor(self) -> "Type[Cursor]": ...
+
+    class _TracedConnection(Protocol):
+        """A connection of a derived class: its database and its statements' descriptions."""
+
+        _lazypatch_database: object
+        _lazypatch_attributes: "Optional[Dict[str, str]]"
+        _lazypatch_statements: "Dict[str, Described]"
+
+    class _TracedCursor(Protocol):
+        """A cursor of a derived class, on a connection of one."""
+
+        @property
+        def connection(self) -> "_TracedConnection": ...
+
+
 _NAME = "sqlite3"
 _FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
 _CACHE_SIZE = 256
@@ -36,18 +73,22 @@ class _Tracing:
     OpenTelemetry (tracer, histogram, names), loaded at the first statement while instrumented
     (``active``)."""
 
-    def __init__(self, sqlite3):
+    def __init__(self, sqlite3: "_SQLite3") -> None:
         self.active = False
-        self.providers = (None, None)
-        self.tracer = None
-        self.histogram = None
-        self.connection_types = {}
-        self.cursor_types = {}
+        self.providers: Tuple[Optional[TracerProvider], Optional[MeterProvider]] = (None, None)
+        self.tracer: Optional[Tracer] = None
+        self.histogram: Optional[Histogram] = None
+        self.connection_types: Dict[object, Type[Connection]] = {}
+        self.cursor_types: Dict[object, Type[Cursor]] = {}
         self.sqlite3 = sqlite3
         self.cursor_type = self._derive_cursor(sqlite3.Cursor)
         self.connection_type = self._derive_connection(sqlite3.Connection)
 
-    def start(self, tracer_provider, meter_provider) -> None:
+    def start(
+        self,
+        tracer_provider: "Optional[TracerProvider]",
+        meter_provider: "Optional[MeterProvider]",
+    ) -> None:
         """Trace from now on, with these providers (the global ones where None)."""
         self.providers = (tracer_provider, meter_provider)
         self.tracer = None
@@ -60,7 +101,7 @@ class _Tracing:
         self.tracer = None
         self.histogram = None
 
-    def _load(self):
+    def _load(self) -> "Tracer":
         """OpenTelemetry's names, the tracer and the histogram: imported at the first span."""
         from opentelemetry import context, trace
         from opentelemetry.trace import SpanKind, StatusCode
@@ -91,7 +132,7 @@ class _Tracing:
             self.tracer = tracer
         return tracer
 
-    def base_attributes(self, database) -> dict:
+    def base_attributes(self, database: object) -> "Dict[str, str]":
         """Attributes shared by every span of one connection."""
         namespace = (
             os.fsdecode(database)
@@ -100,7 +141,7 @@ class _Tracing:
         )
         return {**self._system, self._namespace_key: namespace}
 
-    def describe(self, connection, sql) -> tuple:
+    def describe(self, connection: "_TracedConnection", sql: str) -> "Described":
         """``(span name, span attributes, metric attributes)`` of ``sql`` on ``connection``, cached
         per connection: applications run the same few statements, and the tracer and the meter
         copy what they keep."""
@@ -126,7 +167,13 @@ class _Tracing:
             statements[sql] = found
         return found
 
-    def traced(self, method, cursor, sql, args):
+    def traced(
+        self,
+        method: "Callable[..., T]",
+        cursor: "_TracedCursor",
+        sql: object,
+        args: "Tuple[Any, ...]",
+    ) -> "T":
         """Run ``method(sql, *args)`` (a cursor's bound method) inside a span."""
         if not self.active or not isinstance(sql, str):
             return _call(method, (sql, *args), {})
@@ -140,7 +187,7 @@ class _Tracing:
         ctx = self._get_current()
         if ctx.get(self._suppress):
             return _call(method, (sql, *args), {})
-        span = None
+        span: Optional[Span] = None
         histogram = self.histogram
         try:
             name, attributes, metric = self.describe(cursor.connection, sql)
@@ -172,7 +219,7 @@ class _Tracing:
             report(_NAME)
         return result
 
-    def _fail(self, span, exc) -> str:
+    def _fail(self, span: "Span", exc: BaseException) -> str:
         """Record ``exc`` on ``span`` and end it; return its ``error.type``."""
         kind = error_type(exc)
         try:
@@ -184,7 +231,7 @@ class _Tracing:
             _abandon(span)
         return kind
 
-    def connection_factory(self, factory):
+    def connection_factory(self, factory: object) -> object:
         """The traced class to pass as ``factory=`` for the caller's ``factory``; anything but a
         ``Connection`` subclass (``None`` included, which sqlite3 rejects) as it is."""
         derived = self.connection_types.get(factory)
@@ -194,7 +241,7 @@ class _Tracing:
             derived = self._derive_connection(factory)
         return derived
 
-    def cursor_factory(self, factory):
+    def cursor_factory(self, factory: object) -> object:
         """The traced cursor class for a ``cursor(factory=...)`` argument; others as they are."""
         derived = self.cursor_types.get(factory)
         if derived is None:
@@ -203,35 +250,35 @@ class _Tracing:
             derived = self._derive_cursor(factory)
         return derived
 
-    def _derive_cursor(self, base):
+    def _derive_cursor(self, base: "Type[Cursor]") -> "Type[Cursor]":
         tracing = self
 
-        class TracedCursor(base):
+        class TracedCursor(base):  # type: ignore[misc, valid-type]
             __qualname__ = f"Traced{base.__name__}"
 
-            def execute(self, sql, *args):
+            def execute(self, sql: str, *args: "Any") -> "Any":
                 return tracing.traced(super().execute, self, sql, args)
 
-            def executemany(self, sql, *args):
+            def executemany(self, sql: str, *args: "Any") -> "Any":
                 return tracing.traced(super().executemany, self, sql, args)
 
-            def executescript(self, sql, *args):
+            def executescript(self, sql: str, *args: "Any") -> "Any":
                 return tracing.traced(super().executescript, self, sql, args)
 
         self.cursor_types[base] = self.cursor_types[TracedCursor] = TracedCursor
         return TracedCursor
 
-    def _derive_connection(self, base):
+    def _derive_connection(self, base: "Type[Connection]") -> "Type[Connection]":
         tracing = self
         new_cursor = self.sqlite3.Connection.cursor
         new_takes_arguments = base.__new__ is not object.__new__
 
-        class TracedConnection(base):
+        class TracedConnection(base):  # type: ignore[misc, valid-type]
             __qualname__ = f"Traced{base.__name__}"
 
             # __new__ rather than __init__: no Python frame of ours around Connection.__init__,
             # whose warnings then point at the caller.
-            def __new__(cls, *args, **kwargs):
+            def __new__(cls, *args: "Any", **kwargs: "Any") -> "Any":
                 if new_takes_arguments:
                     self = super().__new__(cls, *args, **kwargs)
                 else:
@@ -241,7 +288,7 @@ class _Tracing:
                 self._lazypatch_statements = {}
                 return self
 
-            def cursor(self, *args, **kwargs):
+            def cursor(self, *args: "Any", **kwargs: "Any") -> "Any":
                 if args:
                     args = (tracing.cursor_factory(args[0]), *args[1:])
                 elif "factory" in kwargs:
@@ -252,19 +299,25 @@ class _Tracing:
 
             # Like the C shortcuts: a cursor made by Connection.cursor itself (which hands it
             # the connection's row_factory), bypassing any cursor() override of ``base``.
-            def execute(self, sql, *args):
+            def execute(self, sql: str, *args: "Any") -> "Any":
                 return new_cursor(self, tracing.cursor_type).execute(sql, *args)
 
-            def executemany(self, sql, *args):
+            def executemany(self, sql: str, *args: "Any") -> "Any":
                 return new_cursor(self, tracing.cursor_type).executemany(sql, *args)
 
-            def executescript(self, sql, *args):
+            def executescript(self, sql: str, *args: "Any") -> "Any":
                 return new_cursor(self, tracing.cursor_type).executescript(sql, *args)
 
         self.connection_types[base] = self.connection_types[TracedConnection] = TracedConnection
         return TracedConnection
 
-    def connect_wrapper(self, wrapped, instance, args, kwargs):
+    def connect_wrapper(
+        self,
+        wrapped: "Callable[..., T]",
+        instance: object,
+        args: "Tuple[Any, ...]",
+        kwargs: "Dict[str, Any]",
+    ) -> "T":
         """Wrapper of ``sqlite3.connect``: the same call with a traced ``factory=``."""
         try:
             if len(args) > 5:
@@ -278,7 +331,7 @@ class _Tracing:
         return _call(wrapped, args, kwargs)
 
 
-def _abandon(span):
+def _abandon(span: "Optional[Span]") -> None:
     report(_NAME)
     if span is not None:
         try:
@@ -288,7 +341,7 @@ def _abandon(span):
 
 
 _call = _callsite.call
-_tracing = None
+_tracing: "Optional[_Tracing]" = None
 
 
 class SQLite3Instrumentor(Instrumentor):
@@ -296,7 +349,7 @@ class SQLite3Instrumentor(Instrumentor):
 
     targets = ("sqlite3",)
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: "Any") -> None:
         import sqlite3
 
         global _tracing
@@ -306,6 +359,6 @@ class SQLite3Instrumentor(Instrumentor):
         self.wrap("sqlite3", "connect", _tracing.connect_wrapper)
         self.wrap("sqlite3.dbapi2", "connect", _tracing.connect_wrapper)
 
-    def _uninstrument(self, **kwargs):
+    def _uninstrument(self, **kwargs: "Any") -> None:
         if _tracing is not None:
             _tracing.stop()
