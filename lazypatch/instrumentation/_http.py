@@ -38,6 +38,21 @@ from ._semconv import (
     keys,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Tuple
+
+    from opentelemetry.propagators.textmap import Setter
+    from opentelemetry.trace import Tracer
+
+    from .._patches import Wrapper
+    from ._semconv import Histogram
+
+    #: ``(method, url, carrier, user agent, args, kwargs)`` of a call to trace.
+    Prepared = Tuple[str, str, Any, Optional[str], Tuple[Any, ...], Dict[str, Any]]
+    #: ``(status code, http.client version number or None)`` of a response.
+    Status = Tuple[int, Optional[int]]
+
 # Query parameters whose values are credentials: the semantic conventions' list for url.full
 # (AWSAccessKeyId, Signature, sig, X-Goog-Signature), the other signed-URL schemes' parts, and
 # the usual token names. Compared case-insensitively.
@@ -151,8 +166,14 @@ def method_attributes(method: str, attributes: dict) -> str:
 
 
 def client_wrapper(
-    name, tracer, prepare, response_of, status_of_error=None, setter=None, histogram=None
-):
+    name: str,
+    tracer: "Tracer",
+    prepare: "Callable[[Tuple[Any, ...], Dict[str, Any]], Optional[Prepared]]",
+    response_of: "Callable[[Any], Status]",
+    status_of_error: "Optional[Callable[[BaseException], Optional[Status]]]" = None,
+    setter: "Optional[Setter[Any]]" = None,
+    histogram: "Optional[Histogram]" = None,
+) -> "Wrapper":
     """A ``wrapper(wrapped, instance, args, kwargs)`` that traces one HTTP client call.
 
     ``prepare(args, kwargs)`` returns ``(method, url, carrier, user_agent, args, kwargs)`` (the

@@ -10,14 +10,22 @@ span.
 from .. import Instrumentor
 from . import deferred
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Tuple
 
-def _prepare(args, kwargs):
+    from .._patches import Wrapper
+    from ._http import Prepared, Status
+
+
+# requests ships no type information: its requests and responses are Any here.
+def _prepare(args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]") -> "Prepared":
     request = args[0] if args else kwargs["request"]
     headers = request.headers
     return request.method, request.url, headers, headers.get("User-Agent"), args, kwargs
 
 
-def _response(response):
+def _response(response: "Any") -> "Status":
     raw = response.raw
     return response.status_code, getattr(raw, "version", None)
 
@@ -28,11 +36,11 @@ class RequestsInstrumentor(Instrumentor):
     targets = ("requests",)
     requirements = ("requests >= 2.20",)
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: "Any") -> None:
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
 
-        def build():
+        def build() -> "Wrapper":
             from . import _http, _semconv
 
             tracer, histogram = _semconv.signals(

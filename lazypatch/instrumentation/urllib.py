@@ -10,17 +10,19 @@ traced. A URL given as a string is turned into the ``Request`` that ``open`` wou
 from .. import Instrumentor
 from . import deferred
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Tuple, Type
+    from urllib.request import Request
 
-class _RequestSetter:
-    """Propagation setter for ``urllib.request.Request``."""
-
-    @staticmethod
-    def set(carrier, key, value):
-        carrier.add_header(key, value)
+    from .._patches import Wrapper
+    from ._http import Prepared, Status
 
 
-def _preparer(Request):
-    def prepare(args, kwargs):
+def _preparer(
+    Request: "Type[Request]",
+) -> "Callable[[Tuple[Any, ...], Dict[str, Any]], Optional[Prepared]]":
+    def prepare(args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]") -> "Optional[Prepared]":
         if args:
             fullurl = args[0]
         else:
@@ -49,7 +51,7 @@ def _preparer(Request):
     return prepare
 
 
-def _response(response):
+def _response(response: "Any") -> "Status":
     return response.status, getattr(response, "version", None)
 
 
@@ -58,19 +60,27 @@ class UrllibInstrumentor(Instrumentor):
 
     targets = ("urllib.request",)
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: "Any") -> None:
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
 
-        def build():
+        def build() -> "Wrapper":
             # By name, not as ``urllib.request``: _instrument runs as soon as the submodule has
             # executed, before the import system binds it as an attribute of the package.
             from urllib.error import HTTPError
             from urllib.request import Request
 
+            from opentelemetry.propagators.textmap import Setter
+
             from . import _http, _semconv
 
-            def status_of_error(exc):
+            class RequestSetter(Setter[Request]):
+                """Propagation setter for ``urllib.request.Request``."""
+
+                def set(self, carrier: Request, key: str, value: str) -> None:
+                    carrier.add_header(key, value)
+
+            def status_of_error(exc: BaseException) -> "Optional[Status]":
                 if not isinstance(exc, HTTPError):
                     return None
                 return exc.code, getattr(exc.fp, "version", None)
@@ -84,7 +94,7 @@ class UrllibInstrumentor(Instrumentor):
                 _preparer(Request),
                 _response,
                 status_of_error,
-                _RequestSetter,
+                RequestSetter(),
                 histogram,
             )
 
