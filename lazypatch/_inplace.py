@@ -26,10 +26,19 @@ Callers hold the patches lock.
 """
 
 import builtins
+import sys
 from types import FunctionType, MethodType
 
 from ._log import logger
 from ._state import state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ast
+    from types import CodeType
+    from typing import Any, Dict, List, Optional, Tuple
+
+    from ._patches import Patch, Wrapper
 
 # co_flags bits (CPython's, the same in every version; spelled here to keep ``inspect`` out).
 _VARARGS = 0x04
@@ -59,7 +68,7 @@ class Layer:
 
     __slots__ = ("owner", "chain", "wrapper", "method")
 
-    def __init__(self, owner, chain, wrapper, method: bool) -> None:
+    def __init__(self, owner: "Patch", chain: "_Chain", wrapper: "Wrapper", method: bool) -> None:
         self.owner = owner
         self.chain = chain
         self.wrapper = wrapper
@@ -78,12 +87,12 @@ class _Chain:
 
     __slots__ = ("function", "code", "layers", "top", "templates")
 
-    def __init__(self, function) -> None:
+    def __init__(self, function: FunctionType) -> None:
         self.function = function
         self.code = function.__code__
-        self.layers = []
+        self.layers: List[Layer] = []
         self.top = self.code
-        self.templates = {}
+        self.templates: Dict[bool, CodeType] = {}  # method mode -> trampoline template
 
     def install(self) -> None:
         """Build the trampolines of the current layers and set ``__code__`` once."""
@@ -107,13 +116,13 @@ class _Chain:
         if not self.layers:
             del state.chains[id(function)]
 
-    def _trampoline(self, beneath, layer):
+    def _trampoline(self, beneath: "CodeType", layer: Layer) -> "CodeType":
         function = self.function
         template = self.templates.get(layer.method)
         if template is None:
             template = self.templates[layer.method] = _template(self.code, layer.method)
         twin = _twin(function, beneath)
-        objects = {
+        objects: Dict[str, object] = {
             "wrapper": layer.wrapper,
             "twin": twin,
             "bind": twin.__get__,
@@ -127,7 +136,9 @@ class _Chain:
         return template.replace(co_consts=consts)
 
 
-def apply(owner, function, wrapper, method: bool):
+def apply(
+    owner: "Patch", function: FunctionType, wrapper: "Wrapper", method: bool
+) -> "Optional[Layer]":
     """Put ``owner``'s layer on ``function``, outermost; None if ``owner`` has one there already."""
     chain = state.chains.get(id(function))
     if chain is None:
@@ -146,7 +157,7 @@ def apply(owner, function, wrapper, method: bool):
     return layer
 
 
-def target_of(found, in_class: bool):
+def target_of(found: object, in_class: bool) -> "Tuple[FunctionType, bool]":
     """(function, method mode) for what a path holds, or TypeError saying what it is instead.
 
     In a class, a function is a method (its first argument is the instance) and so is a
@@ -165,14 +176,14 @@ def target_of(found, in_class: bool):
     raise TypeError(f"it is a {_kind(found)}, not a pure-Python function{hint}")
 
 
-def _kind(obj) -> str:
+def _kind(obj: object) -> str:
     kind = type(obj)
     if kind.__module__ == "builtins":
         return kind.__qualname__
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _twin(function, code):
+def _twin(function: FunctionType, code: "CodeType") -> FunctionType:
     """A new function running ``code`` with ``function``'s globals, closure, defaults and names."""
     twin = FunctionType(
         code, function.__globals__, function.__name__, function.__defaults__, function.__closure__
@@ -183,7 +194,7 @@ def _twin(function, code):
     twin.__doc__ = function.__doc__
     twin.__annotations__ = function.__annotations__
     twin.__dict__ = function.__dict__
-    if hasattr(function, "__type_params__"):
+    if sys.version_info >= (3, 12):
         twin.__type_params__ = function.__type_params__
     return twin
 
@@ -191,7 +202,7 @@ def _twin(function, code):
 # -- the trampoline ----------------------------------------------------------------------------
 
 
-def _template(code, method: bool):
+def _template(code: "CodeType", method: bool) -> "CodeType":
     """The trampoline of ``code``, with placeholder constants, compiled from generated source.
 
     Every instruction gets the line of the original ``def`` and a span over the whole line, and
@@ -199,7 +210,7 @@ def _template(code, method: bool):
     and ``inspect.getsource`` the function's source.
     """
     source, free = _source(code, method)
-    tree = compile(source, code.co_filename, "exec", _ONLY_AST, dont_inherit=True)
+    tree: ast.Module = compile(source, code.co_filename, "exec", _ONLY_AST, dont_inherit=True)
     _flatten(tree)
     module = compile(tree, code.co_filename, "exec", dont_inherit=True)
     (outer,) = [const for const in module.co_consts if const.__class__ is code.__class__]
@@ -208,21 +219,21 @@ def _template(code, method: bool):
         _NATURE & ~_ITERABLE_COROUTINE
     ):
         raise TypeError("its trampoline could not be built")  # a bug: caught as a failed patch
-    names = {"co_name": code.co_name}
-    if hasattr(code, "co_qualname"):
-        names["co_qualname"] = code.co_qualname
-    return inner.replace(
+    template = inner.replace(
         co_flags=(inner.co_flags & ~_NATURE) | (code.co_flags & _NATURE),
         co_freevars=code.co_freevars,
         co_filename=code.co_filename,
         co_firstlineno=code.co_firstlineno,
-        **names,
+        co_name=code.co_name,
     )
+    if sys.version_info >= (3, 11):
+        template = template.replace(co_qualname=code.co_qualname)
+    return template
 
 
-def _flatten(tree) -> None:
+def _flatten(tree: "ast.AST") -> None:
     """Put every node of ``tree`` on line 1, spanning the whole line."""
-    todo = [tree]
+    todo: List[Any] = [tree]  # nodes, walked through their _fields
     while todo:
         node = todo.pop()
         if hasattr(node, "lineno"):
@@ -237,14 +248,15 @@ def _flatten(tree) -> None:
                 todo.append(value)
 
 
-def _source(code, method: bool):
+def _source(code: "CodeType", method: bool) -> "Tuple[str, List[str]]":
     """(source, free variable names): ``def outer(<free>): def trampoline(<parameters>): ...``."""
     names = code.co_varnames
     count, keyword_only = code.co_argcount, code.co_kwonlyargcount
     positional = list(names[:count])
     keywords = list(names[count : count + keyword_only])
     index = count + keyword_only
-    star = dstar = None
+    star: Optional[str] = None
+    dstar: Optional[str] = None
     if code.co_flags & _VARARGS:
         star = names[index]
         index += 1
@@ -280,7 +292,7 @@ def _source(code, method: bool):
         items = [f"{name!r}: {name}" for name in keywords] + ([f"**{dstar}"] if dstar else [])
         kwargs = "{" + ", ".join(items) + "}"
 
-    def packed(items, rest):
+    def packed(items: "List[str]", rest: "Optional[str]") -> str:
         if items:
             return f"({', '.join(items)},{f' *{rest}' if rest else ''})"
         return rest or "()"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
     from ._hooks import Hook
+    from ._inplace import _Chain
     from ._instrumentor import Instrumentor
     from ._patches import Patch
 
@@ -65,7 +66,7 @@ class ProcessState:
         self.patches_lock = RLock()
         self.patches: Dict[Patch, None] = {}  # live patches, in creation order
         self.layers: Dict[int, Any] = {}  # id(descriptor or function of a wrap layer) -> layer
-        self.chains: Dict[int, Any] = {}  # id(function) -> in-place chain, while it has a layer
+        self.chains: Dict[int, _Chain] = {}  # id(function) -> in-place chain, while it has a layer
         # Instrumentors (instrumentors_lock): one per class, in creation order.
         self.instrumentors_lock = RLock()
         self.instrumentors: List[Instrumentor] = []
