@@ -26,11 +26,16 @@ from ._state import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType
-    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+    from types import CellType, FunctionType, ModuleType
+    from typing import Any, Callable, Dict, List, Optional, Tuple, TypeGuard, Union
 
-    Wrapper = Callable[[Any, Any, tuple, Dict[str, Any]], Any]
-    Maker = Callable[[Any, str, Any], "_Layer"]
+    from wrapt import BaseObjectProxy
+
+    from ._inplace import Layer as InPlaceLayer
+
+    Wrapper = Callable[[Any, Any, Tuple[Any, ...], Dict[str, Any]], Any]
+    # A layer's call path: a closure over the cells its _Layer re-points.
+    LayerFunction = Callable[..., Any]
 
 _MAX_CHAIN = 64
 _NO_ARGUMENT = object()
@@ -58,7 +63,9 @@ class Patch:
         "_applied",
     )
 
-    def __init__(self, module: str, path: str, make: "Any", in_place: bool = False) -> None:
+    def __init__(
+        self, module: str, path: str, make: "Callable[..., Any]", in_place: bool = False
+    ) -> None:
         self.module = module
         self.path = path
         self.state = "pending"
@@ -69,7 +76,7 @@ class Patch:
         self._seconds = 0.0
         self._make = make  # makes a layer; for an in-place patch, the wrapper
         self._hook: Optional[_hooks.Hook] = None
-        self._applied: List[Any] = []
+        self._applied: List[Union[_Layer, InPlaceLayer]] = []
 
     def __repr__(self) -> str:
         return f"<Patch {self.module}:{self.path}: {self.state}>"
@@ -87,10 +94,10 @@ class Patch:
             hook.remove()
         with state.patches_lock:
             for layer in reversed(applied):
-                if self.in_place:
-                    layer.undo()
-                else:
+                if isinstance(layer, _Layer):
                     _undo(layer)
+                else:
+                    layer.undo()
 
     def _apply(self, module: object) -> None:
         start = perf_counter()
@@ -125,12 +132,16 @@ class Patch:
         if self.in_place:
             self.original = self._apply_in_place(parent, _beneath(current))
             return
-        for layer in self._applied:
-            if layer.parent is parent and layer.attribute == attribute:
-                if _above(layer, _slot(parent, attribute)) is not _NOT_FOUND:
-                    self.original = layer.target
+        for applied in self._applied:
+            if (
+                isinstance(applied, _Layer)
+                and applied.parent is parent
+                and applied.attribute == attribute
+            ):
+                if _above(applied, _slot(parent, attribute)) is not _NOT_FOUND:
+                    self.original = applied.target
                     return
-        layer = self._make(parent, attribute, current)
+        layer: _Layer = self._make(parent, attribute, current)
         try:
             setattr(parent, attribute, layer.descriptor)
         except (AttributeError, TypeError) as exc:
@@ -139,7 +150,7 @@ class Patch:
         self._applied.append(layer)
         self.original = current
 
-    def _apply_in_place(self, parent, found):
+    def _apply_in_place(self, parent: object, found: object) -> "FunctionType":
         from . import _inplace
 
         where = f"cannot patch {self.module}:{self.path} in place"
@@ -201,10 +212,14 @@ def status_rows() -> "List[Tuple[str, str, str, Optional[str], int, float]]":
 
 
 def _create(
-    module: "Union[str, ModuleType]", path: str, make: "Any", in_place: bool = False
+    module: "Union[str, ModuleType]",
+    path: str,
+    make: "Callable[..., Any]",
+    in_place: bool = False,
 ) -> Patch:
     if path.__class__ is not str or "" in path.split("."):
         raise ValueError(f"path must be a dotted attribute path, got {path!r}")
+    name: object
     if module.__class__ is str:
         name, target = module, None
     else:
@@ -222,7 +237,7 @@ def _create(
     return patch
 
 
-def resolve_path(target, path: str) -> tuple:
+def resolve_path(target: object, path: str) -> "Tuple[object, str, object]":
     """``(parent, attribute, value)`` for the dotted ``path`` from ``target``, as wrapt resolves it.
 
     On a class the attribute is read from the ``__dict__`` of the first class of its MRO that
@@ -238,7 +253,7 @@ def resolve_path(target, path: str) -> tuple:
     return parent, names[-1], value
 
 
-def _lookup(parent, attribute: str):
+def _lookup(parent: object, attribute: str) -> object:
     if isinstance(parent, type):
         for klass in parent.__mro__:
             namespace = klass.__dict__
@@ -254,16 +269,17 @@ class _Layer:
     """One application: ``descriptor`` put in ``parent.attribute`` instead of ``target``."""
 
     __slots__ = ("parent", "attribute", "owned", "target", "descriptor", "function", "cells")
+    cells: "Dict[str, CellType]"  # a closure's, by free variable name (not for a replacement)
 
-    def __init__(self, parent, attribute, target, descriptor) -> None:
+    def __init__(self, parent: object, attribute: str, target: object, descriptor: object) -> None:
         self.parent = parent
         self.attribute = attribute
         self.owned = _owns(parent, attribute)
         self.target = target
         self.descriptor = descriptor
-        self.function = None
+        self.function: Optional[LayerFunction] = None
 
-    def point(self, target) -> bool:
+    def point(self, target: object) -> bool:
         """Make this layer call ``target`` instead; False if it cannot (a replacement)."""
         return False
 
@@ -275,10 +291,18 @@ class _Closure(_Layer):
     """A layer whose call path is a closure with re-pointable cells."""
 
     __slots__ = ()
+    function: "LayerFunction"
 
-    def __init__(self, parent, attribute, target, function, kind=None) -> None:
+    def __init__(
+        self,
+        parent: object,
+        attribute: str,
+        target: object,
+        function: "LayerFunction",
+        kind: "Optional[Callable[[LayerFunction], object]]" = None,
+    ) -> None:
         self.function = function
-        self.cells = dict(zip(function.__code__.co_freevars, function.__closure__))
+        self.cells = _cells(function)
         self.point(target)
         self.parent = parent
         self.attribute = attribute
@@ -286,7 +310,7 @@ class _Closure(_Layer):
         self.descriptor = function if kind is None else kind(function)
         state.layers[id(function)] = state.layers[id(self.descriptor)] = self
 
-    def point(self, target) -> bool:
+    def point(self, target: object) -> bool:
         import functools
 
         self.target = target
@@ -297,7 +321,7 @@ class _Closure(_Layer):
             self.cells["bind"].cell_contents = _binder(func)
         if "instance" in self.cells:
             self.cells["instance"].cell_contents = _self_of(func)
-        functools.update_wrapper(self.function, func)
+        functools.update_wrapper(self.function, func)  # type: ignore[arg-type]  # any object
         return True
 
     def bypass(self) -> None:
@@ -308,17 +332,19 @@ class _Proxy(_Layer):
     """Fallback for what is neither a function nor a method (a class, a callable object)."""
 
     __slots__ = ()
+    descriptor: "BaseObjectProxy[Any]"
 
-    def __init__(self, parent, attribute, target, wrapper) -> None:
+    def __init__(self, parent: object, attribute: str, target: object, wrapper: "Wrapper") -> None:
         import wrapt
 
         function = _dispatch(wrapper)
-        super().__init__(parent, attribute, target, wrapt.FunctionWrapper(target, function))
+        proxy = wrapt.FunctionWrapper(target, function)  # type: ignore[arg-type]  # any object
+        super().__init__(parent, attribute, target, proxy)
         self.function = function
-        self.cells = dict(zip(function.__code__.co_freevars, function.__closure__))
+        self.cells = _cells(function)
         state.layers[id(function)] = state.layers[id(self.descriptor)] = self
 
-    def point(self, target) -> bool:
+    def point(self, target: object) -> bool:
         self.target = target
         self.descriptor.__wrapped__ = target
         return True
@@ -327,7 +353,7 @@ class _Proxy(_Layer):
         self.cells["wrapper"].cell_contents = _passthrough
 
 
-def _wrap_layer(parent, attribute, current, wrapper) -> _Layer:
+def _wrap_layer(parent: object, attribute: str, current: object, wrapper: "Wrapper") -> _Layer:
     # A coroutine function gets a coroutine function: callers that ask (``inspect``, ASGI servers
     # telling ASGI 3 from 2, FastAPI choosing between await and a thread) see what they saw.
     layers = _ASYNC_LAYERS if _is_coroutine_function(_callable_of(current)) else _LAYERS
@@ -346,25 +372,36 @@ def _wrap_layer(parent, attribute, current, wrapper) -> _Layer:
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
-def _is_coroutine_function(func) -> bool:
+def _cells(function: "LayerFunction") -> "Dict[str, CellType]":
+    """The closure cells of a layer's function, by free variable name."""
+    return dict(zip(function.__code__.co_freevars, function.__closure__ or ()))
+
+
+def _is_coroutine_function(func: object) -> bool:
     code = getattr(func, "__code__", None)
     flags = getattr(code, "co_flags", 0)
     return flags.__class__ is int and bool(flags & _CO_COROUTINE)
 
 
 # The call paths. Each closure's cells are set by _Closure.point (target, bind, instance) and
-# bypass (wrapper); the arguments here only create the cells.
+# bypass (wrapper); the arguments here only create the cells. The closures are typed in comments:
+# update_wrapper gives a layer the annotations of what it wraps, and where that has none (a
+# builtin), annotations of the layer's own would show instead of none.
 
 
-def _function_layer(wrapper, target=None, instance=None):
+def _function_layer(
+    wrapper: "Wrapper", target: "Any" = None, instance: "Any" = None
+) -> "LayerFunction":
     def layer(*args, **kwargs):
+        # type: (*Any, **Any) -> Any
         return wrapper(target, instance, args, kwargs)
 
     return layer
 
 
-def _method_layer(wrapper, target=None, bind=None):
+def _method_layer(wrapper: "Wrapper", target: "Any" = None, bind: "Any" = None) -> "LayerFunction":
     def layer(instance=_NO_ARGUMENT, /, *args, **kwargs):
+        # type: (object, *Any, **Any) -> Any
         if instance is _NO_ARGUMENT:
             return wrapper(target, None, args, kwargs)
         return wrapper(bind(instance), instance, args, kwargs)
@@ -372,22 +409,29 @@ def _method_layer(wrapper, target=None, bind=None):
     return layer
 
 
-def _classmethod_layer(wrapper, bind=None):
+def _classmethod_layer(wrapper: "Wrapper", bind: "Any" = None) -> "LayerFunction":
     def layer(cls, /, *args, **kwargs):
+        # type: (type, *Any, **Any) -> Any
         return wrapper(bind(cls), cls, args, kwargs)
 
     return layer
 
 
-def _async_function_layer(wrapper, target=None, instance=None):
+def _async_function_layer(
+    wrapper: "Wrapper", target: "Any" = None, instance: "Any" = None
+) -> "LayerFunction":
     async def layer(*args, **kwargs):
+        # type: (*Any, **Any) -> Any
         return await wrapper(target, instance, args, kwargs)
 
     return layer
 
 
-def _async_method_layer(wrapper, target=None, bind=None):
+def _async_method_layer(
+    wrapper: "Wrapper", target: "Any" = None, bind: "Any" = None
+) -> "LayerFunction":
     async def layer(instance=_NO_ARGUMENT, /, *args, **kwargs):
+        # type: (object, *Any, **Any) -> Any
         if instance is _NO_ARGUMENT:
             return await wrapper(target, None, args, kwargs)
         return await wrapper(bind(instance), instance, args, kwargs)
@@ -395,8 +439,9 @@ def _async_method_layer(wrapper, target=None, bind=None):
     return layer
 
 
-def _async_classmethod_layer(wrapper, bind=None):
+def _async_classmethod_layer(wrapper: "Wrapper", bind: "Any" = None) -> "LayerFunction":
     async def layer(cls, /, *args, **kwargs):
+        # type: (type, *Any, **Any) -> Any
         return await wrapper(bind(cls), cls, args, kwargs)
 
     return layer
@@ -407,40 +452,47 @@ _LAYERS = (_classmethod_layer, _function_layer, _method_layer)
 _ASYNC_LAYERS = (_async_classmethod_layer, _async_function_layer, _async_method_layer)
 
 
-def _dispatch(wrapper):
-    def layer(wrapped, instance, args, kwargs):
+def _dispatch(wrapper: "Wrapper") -> "Wrapper":
+    def layer(
+        wrapped: "Any", instance: "Any", args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]"
+    ) -> "Any":
         return wrapper(wrapped, instance, args, kwargs)
 
     return layer
 
 
-def _passthrough(wrapped, instance, args, kwargs):
+def _passthrough(
+    wrapped: "Callable[..., Any]",
+    instance: object,
+    args: "Tuple[Any, ...]",
+    kwargs: "Dict[str, Any]",
+) -> "Any":
     return wrapped(*args, **kwargs)
 
 
-def _callable_of(target):
+def _callable_of(target: object) -> object:
     if isinstance(target, (classmethod, staticmethod)):
         return target.__func__
     return target
 
 
-def _self_of(func):
+def _self_of(func: object) -> object:
     """The instance wrapt reports for a bound Python method stored as a plain attribute."""
     from types import MethodType
 
     return func.__self__ if isinstance(func, MethodType) else None
 
 
-def _binder(func):
+def _binder(func: object) -> "Callable[[object], Any]":
     """``func`` bound to an instance (or a class), as a one-argument callable made once."""
     from types import FunctionType, MethodDescriptorType, WrapperDescriptorType
 
     if isinstance(func, (FunctionType, MethodDescriptorType, WrapperDescriptorType)):
         return func.__get__
-    return lambda instance: func.__get__(instance, type(instance))
+    return lambda instance: func.__get__(instance, type(instance))  # type: ignore[attr-defined]
 
 
-def _is_method(obj) -> bool:
+def _is_method(obj: object) -> bool:
     """A callable that binds like a function when looked up on an instance."""
     kind = type(obj)
     return (
@@ -456,7 +508,7 @@ def _is_method(obj) -> bool:
 _NOT_FOUND = object()
 
 
-def _slot(parent, attribute):
+def _slot(parent: object, attribute: str) -> object:
     """What lookups of ``parent.attribute`` start from (unbound, for a class)."""
     if isinstance(parent, type):
         for klass in parent.__mro__:
@@ -465,14 +517,14 @@ def _slot(parent, attribute):
     return getattr(parent, attribute, _NOT_FOUND)
 
 
-def _owns(parent, attribute) -> bool:
+def _owns(parent: object, attribute: str) -> bool:
     try:
         return attribute in vars(parent)
     except TypeError:
         return True
 
 
-def _next(entry):
+def _next(entry: object) -> object:
     from types import MethodType
 
     layer = state.layers.get(id(entry))
@@ -481,12 +533,12 @@ def _next(entry):
     if isinstance(entry, (classmethod, staticmethod, MethodType)):
         return entry.__func__
     try:
-        return entry.__wrapped__
+        return entry.__wrapped__  # type: ignore[attr-defined]
     except Exception:
         return _NOT_FOUND
 
 
-def _above(layer, top):
+def _above(layer: _Layer, top: object) -> object:
     """What is just above ``layer`` in the chain from ``top``: None if it is top, or _NOT_FOUND."""
     above = None
     entry = top
@@ -500,7 +552,7 @@ def _above(layer, top):
     return _NOT_FOUND
 
 
-def _beneath(entry):
+def _beneath(entry: object) -> object:
     """What ``entry`` holds beneath lazypatch's own wrap layers: the module's original object."""
     for _ in range(_MAX_CHAIN):
         layer = state.layers.get(id(entry))
@@ -510,7 +562,7 @@ def _beneath(entry):
     return entry
 
 
-def _undo(layer) -> None:
+def _undo(layer: _Layer) -> None:
     try:
         spliced = _splice(layer)
     except Exception:
@@ -521,7 +573,7 @@ def _undo(layer) -> None:
         _forget(layer)
 
 
-def _splice(layer) -> bool:
+def _splice(layer: _Layer) -> bool:
     """Take ``layer`` out of the chain of its attribute; False if something foreign holds it."""
     parent, attribute = layer.parent, layer.attribute
     above = _above(layer, _slot(parent, attribute))
@@ -541,12 +593,12 @@ def _splice(layer) -> bool:
     return False
 
 
-def _is_proxy(obj) -> bool:
+def _is_proxy(obj: object) -> "TypeGuard[BaseObjectProxy[Any]]":
     wrapt = sys.modules.get("wrapt")
     return wrapt is not None and isinstance(obj, wrapt.BaseObjectProxy)
 
 
-def _forget(layer) -> None:
+def _forget(layer: _Layer) -> None:
     for obj in (layer.descriptor, layer.function):
         if state.layers.get(id(obj)) is layer:
             del state.layers[id(obj)]

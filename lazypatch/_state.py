@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._hooks import Hook
     from ._inplace import _Chain
     from ._instrumentor import Instrumentor
-    from ._patches import Patch
+    from ._patches import Patch, _Layer
 
 
 class ProcessState:
@@ -65,7 +65,7 @@ class ProcessState:
         # Patches (patches_lock).
         self.patches_lock = RLock()
         self.patches: Dict[Patch, None] = {}  # live patches, in creation order
-        self.layers: Dict[int, Any] = {}  # id(descriptor or function of a wrap layer) -> layer
+        self.layers: Dict[int, _Layer] = {}  # id(descriptor or function of a wrap layer) -> layer
         self.chains: Dict[int, _Chain] = {}  # id(function) -> in-place chain, while it has a layer
         # Instrumentors (instrumentors_lock): one per class, in creation order.
         self.instrumentors_lock = RLock()
