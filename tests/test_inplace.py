@@ -648,3 +648,34 @@ def test_code_replaced_by_someone_else_is_kept(pyrun):
         """,
     )
     assert "was replaced by other code" in out.stderr
+
+
+def test_the_code_keeps_its_names_and_the_twin_its_type_parameters(pyrun):
+    """Profilers and tracebacks read the code's names (``co_qualname`` from 3.11); a wrapper may
+    read the type parameters (3.12) of the function it is handed."""
+    run(
+        pyrun,
+        """
+        import typing
+        import target
+        from target import Base, function
+
+        if sys.version_info >= (3, 12):
+            function.__type_params__ = (typing.TypeVar("T"),)
+        handed = []
+
+        def keep(wrapped, instance, args, kwargs):
+            handed.append(wrapped)
+            return wrapped(*args, **kwargs)
+
+        lazypatch.wrap("target", "function", keep, in_place=True)
+        lazypatch.wrap("target", "Base.method", tagger("w"), in_place=True)
+        for func, qualname in ((function, "function"), (Base.method, "Base.method")):
+            assert func.__code__.co_name == func.__name__, func.__code__.co_name
+            if sys.version_info >= (3, 11):
+                assert func.__code__.co_qualname == qualname, func.__code__.co_qualname
+        assert function(1) == ("function", 1, 2, 3)
+        if sys.version_info >= (3, 12):
+            assert handed[0].__type_params__ == function.__type_params__ != ()
+        """,
+    )
