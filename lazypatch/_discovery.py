@@ -20,6 +20,17 @@ from ._log import logger
 from ._metadata import Distribution
 from ._state import state
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+
+    from ._config import Settings
+    from ._hooks import Hook
+    from ._metadata import Groups
+
+    R = TypeVar("R")
+
 INSTRUMENTORS = _metadata.INSTRUMENTORS
 HOOKS = _metadata.HOOKS
 OTEL_INSTRUMENTORS = _metadata.OTEL_INSTRUMENTORS
@@ -27,10 +38,11 @@ OTEL_PRE = _metadata.OTEL_PRE
 OTEL_POST = _metadata.OTEL_POST
 
 
-def well_formed(dist: Distribution, groups: dict) -> dict:
+def well_formed(dist: Distribution, groups: "Groups") -> "Groups":
     """``groups`` without the entry points that cannot name a trigger and an object; one warning
     per distribution lists those."""
-    kept, malformed = {}, []
+    kept: Groups = {}
+    malformed = []
     for group, pairs in groups.items():
         for name, value in pairs:
             named = group in (OTEL_PRE, OTEL_POST) or _is_dotted(name.replace("-", "_"))
@@ -59,8 +71,20 @@ class Entry:
     (instrumented), ``pending`` (instrumented, waiting for its targets), ``skipped``, ``failed``.
     """
 
-    __slots__ = ("name", "source", "kind", "value", "dist", "trigger", "requirement", "state")
-    __slots__ += ("reason", "hook", "instrumentor", "counted")
+    __slots__ = (
+        "name",
+        "source",
+        "kind",
+        "value",
+        "dist",
+        "trigger",
+        "requirement",
+        "state",
+        "reason",
+        "hook",
+        "instrumentor",
+        "counted",
+    )
 
     def __init__(self, name: str, source: str, kind: str, value: str, dist: Distribution) -> None:
         self.name = name
@@ -69,17 +93,17 @@ class Entry:
         self.value = value
         self.dist = dist
         self.trigger = _otel.KNOWN_TRIGGERS.get(name, name) if source == "lazypatch" else name
-        self.requirement = None
+        self.requirement: Optional[str] = None
         self.state = "armed"
-        self.reason = None
-        self.hook = None
-        self.instrumentor = None
+        self.reason: Optional[str] = None
+        self.hook: Optional[Hook] = None
+        self.instrumentor: Any = None  # ours: an Instrumentor, once loaded
         self.counted = 0.0  # the Instrumentor's own time already inside the trigger hook's
 
     def __repr__(self) -> str:
         return f"<Entry {self.source}:{self.name} on {self.trigger!r}: {self.state}>"
 
-    def outcome(self) -> tuple:
+    def outcome(self) -> "Tuple[str, Optional[str]]":
         """``(state, reason)`` now: from the Instrumentor once loaded (it may still be waiting for
         its targets when its trigger's hook returns), from its :class:`Hook` for a hook entry, from
         OpenTelemetry's instrumentor for one left to ``opentelemetry-instrument``."""
@@ -110,9 +134,9 @@ class Entry:
         spec = getattr(sys.modules.get(name), "__spec__", None)
         if not _finder.is_initializing(spec):
             return False
-        done = []
+        done: List[bool] = []
 
-        def finished(module) -> None:
+        def finished(module: "ModuleType") -> None:
             if not done:
                 done.append(True)
                 deferred.remove()
@@ -127,7 +151,7 @@ class Entry:
         seconds = self.hook._seconds if self.hook is not None else 0.0
         return seconds + getattr(self.instrumentor, "_seconds", 0.0) - self.counted
 
-    def fire(self, module) -> None:
+    def fire(self, module: "ModuleType") -> None:
         """Post-import hook on the trigger: load the entry point, instrument; isolate failures."""
         if not self._defer():
             self._load()
@@ -162,7 +186,8 @@ def _load_entry(entry: "Entry") -> None:
 
 
 def _instrument_ours(entry: Entry) -> None:
-    instrumentor = _hooks.resolve(entry.value)()
+    instrumentor_class: Any = _hooks.resolve(entry.value)
+    instrumentor = instrumentor_class()
     instrumentor.instrument()
     entry.counted = getattr(instrumentor, "_seconds", 0.0)
     entry.instrumentor = instrumentor
@@ -172,7 +197,12 @@ def _instrument_ours(entry: Entry) -> None:
 # -- discovery and arming ---------------------------------------------------------------------
 
 
-def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
+def discover(
+    settings: "Settings",
+    path: "Optional[List[str]]" = None,
+    pre_post: "Optional[Callable[[str, str], None]]" = None,
+    cache_dir: "Optional[str]" = None,
+) -> "List[Entry]":
     """Every instrumentation installed on ``path``, with its state under ``settings`` (not armed).
 
     ``pre_post(group, value)`` receives the ``opentelemetry_pre/post_instrument`` entry points of
@@ -180,7 +210,9 @@ def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
     the metadata scan's records are kept across processes (None: not kept).
     """
     scan = _metadata.scan(path, cache_dir)
-    ours, hooks, theirs = [], [], []
+    ours: List[Entry] = []
+    hooks: List[Entry] = []
+    theirs: List[Entry] = []
     for dist in scan.with_entry_points():
         groups = well_formed(dist, dist.entry_points())
         for name, value in groups.get(INSTRUMENTORS, ()):
@@ -189,11 +221,12 @@ def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
             hooks.append(Entry(name, "lazypatch", "hook", value, dist))
         for name, value in groups.get(OTEL_INSTRUMENTORS, ()):
             theirs.append(Entry(name, "opentelemetry", "instrumentor", value, dist))
-        for group in (OTEL_PRE, OTEL_POST):
-            for _, value in groups.get(group, ()) if pre_post and dist.key != "lazypatch" else ():
-                pre_post(group, value)
+        if pre_post is not None and dist.key != "lazypatch":
+            for group in (OTEL_PRE, OTEL_POST):
+                for _, value in groups.get(group, ()):
+                    pre_post(group, value)
     eager = _otel.eager()
-    winners = {}
+    winners: Dict[str, Entry] = {}
     for entry in theirs + ours if eager else ours + theirs:
         reason = settings.exclusion(entry.source, entry.name)
         if reason is not None:
@@ -219,7 +252,7 @@ def discover(settings, path=None, pre_post=None, cache_dir=None) -> list:
     return ours + theirs + hooks
 
 
-def _log_deferred(entries) -> None:
+def _log_deferred(entries: "List[Entry]") -> None:
     external = sorted(e.name for e in entries if e.state == "external")
     logger().info(
         "under opentelemetry-instrument: OpenTelemetry's loader instruments %s at start-up; "
@@ -232,7 +265,7 @@ def _log_deferred(entries) -> None:
 _SAME_LIBRARY = {"fastapi": ("starlette",), "starlette": ("fastapi",)}
 
 
-def _rival(entry: Entry, winners: dict):
+def _rival(entry: Entry, winners: "Dict[str, Entry]") -> "Optional[Entry]":
     """The winner of another source that instruments ``entry``'s library under another name."""
     for name in _SAME_LIBRARY.get(entry.name, ()):
         other = winners.get(name)
@@ -250,7 +283,7 @@ def _shadowed_by(winner: Entry) -> str:
     )
 
 
-def arm(settings) -> list:
+def arm(settings: "Settings") -> "List[Entry]":
     """Discover and arm every instrumentation of this process, once; return the entries."""
     if state.entries is not None:
         return state.entries
@@ -273,7 +306,7 @@ def defer_to_eager_loader() -> None:
     """OpenTelemetry's loader is about to instrument its instrumentors (``opentelemetry-instrument``
     started after ``lazypatch.auto``): disarm ours of the same names, and its, where not fired."""
     entries = state.entries or []
-    external = {}
+    external: Dict[str, Entry] = {}
     for entry in entries:
         if entry.source == "opentelemetry" and entry.state in ("armed", "shadowed"):
             if entry.hook is not None:
@@ -296,7 +329,7 @@ def defer_to_eager_loader() -> None:
 _STATUS = {"armed": "pending"}
 
 
-def records(record_class) -> list:
+def records(record_class: "Callable[..., R]") -> "List[R]":
     """``record_class(...)`` for each OpenTelemetry instrumentor armed here, for ``status()``."""
     result = []
     for entry in state.entries or ():
@@ -321,6 +354,6 @@ def records(record_class) -> list:
     return result
 
 
-def armed_entries():
+def armed_entries() -> "Optional[List[Entry]]":
     """The entries armed in this process by ``import lazypatch.auto``; None if not imported."""
     return state.entries

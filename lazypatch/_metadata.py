@@ -20,7 +20,9 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Iterable, List, Optional
+    from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+    Groups = Dict[str, List[Tuple[str, str]]]  # group -> [(name, "pkg.mod:attr")]
 
 INSTRUMENTORS = "lazypatch.instrumentors"
 HOOKS = "lazypatch.hooks"
@@ -67,7 +69,7 @@ def read_bytes(path: str) -> "Optional[bytes]":
     except OSError:
         return None
     try:
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -88,7 +90,14 @@ class Distribution:
 
     __slots__ = ("key", "path", "version", "groups", "_record")
 
-    def __init__(self, key: str, path: str, version: "Optional[str]", groups=None, record=None):
+    def __init__(
+        self,
+        key: str,
+        path: str,
+        version: "Optional[str]",
+        groups: "Optional[Groups]" = None,
+        record: "Optional[Record]" = None,
+    ) -> None:
         self.key = key
         self.path = path
         self.version = version
@@ -119,7 +128,7 @@ class Distribution:
                 break
         return None
 
-    def entry_points(self) -> dict:
+    def entry_points(self) -> "Groups":
         """Group -> [(name, "pkg.mod:attr")] of lazypatch's groups, from entry_points.txt."""
         if self.groups is not None:
             return self.groups
@@ -179,11 +188,11 @@ class Distribution:
         return names
 
 
-def parse_entry_points(data: "Optional[bytes]") -> dict:
+def parse_entry_points(data: "Optional[bytes]") -> "Groups":
     """Group -> [(name, "pkg.mod:attr")] of lazypatch's groups in an entry_points.txt."""
     if not data or (b"lazypatch." not in data and b"opentelemetry_" not in data):
         return {}
-    groups: dict = {}
+    groups: Groups = {}
     group = None
     for line in data.decode("utf-8", "replace").splitlines():
         line = line.strip()
@@ -227,7 +236,15 @@ class Record:
 
     __slots__ = ("directory", "mtime", "names", "found", "files", "imports", "dirty")
 
-    def __init__(self, directory: str, mtime: int, names: str, found, files, imports) -> None:
+    def __init__(
+        self,
+        directory: str,
+        mtime: int,
+        names: str,
+        found: "Tuple[Tuple[str, Groups], ...]",
+        files: "Tuple[Tuple[str, int], ...]",
+        imports: "Dict[str, str]",
+    ) -> None:
         self.directory = directory
         self.mtime = mtime
         self.names = names
@@ -236,12 +253,12 @@ class Record:
         self.imports = imports
         self.dirty = False
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> "Tuple[Any, ...]":
         """The marshal-able form, for :mod:`lazypatch._metadata_cache`."""
         return (self.mtime, self.names, self.found, self.files, self.imports)
 
     @classmethod
-    def from_tuple(cls, directory: str, data) -> "Record":
+    def from_tuple(cls, directory: str, data: "Tuple[Any, ...]") -> "Record":
         mtime, names, found, files, imports = data
         return cls(directory, mtime, names, found, files, imports)
 
@@ -308,7 +325,9 @@ class Scan:
         self.records = records
         self.reused = reused  # the directories not listed again (their records were still valid)
 
-    def _dist(self, record: Record, filename: str, groups=None) -> Distribution:
+    def _dist(
+        self, record: Record, filename: str, groups: "Optional[Groups]" = None
+    ) -> Distribution:
         stem = _stem(filename) or filename
         key = normalize(stem.partition("-")[0])
         path = record.directory + os.sep + filename
@@ -369,7 +388,7 @@ def directories(path: "Optional[Iterable[object]]" = None) -> "List[str]":
 _memo: "Dict[str, Record]" = {}  # this process's records, revalidated at each scan
 
 
-def scan(path=None, cache_dir: "Optional[str]" = None) -> Scan:
+def scan(path: "Optional[Iterable[object]]" = None, cache_dir: "Optional[str]" = None) -> Scan:
     """Read the distributions on ``path`` (default ``sys.path``).
 
     Records of this process and, with ``cache_dir``, of earlier processes are reused while valid;
@@ -404,7 +423,9 @@ def scan(path=None, cache_dir: "Optional[str]" = None) -> Scan:
     return result
 
 
-def save(result: Scan, cache_dir: str, cached=None) -> None:
+def save(
+    result: Scan, cache_dir: str, cached: "Optional[Dict[str, Tuple[Any, ...]]]" = None
+) -> None:
     """Write the records of ``result`` (with those of other paths in ``cached``) to the cache."""
     from . import _metadata_cache
 
@@ -424,7 +445,7 @@ def save_if_changed(result: Scan, cache_dir: "Optional[str]") -> None:
         save(result, cache_dir, _metadata_cache.load(cache_dir))
 
 
-def distributions(path=None) -> "Dict[str, Distribution]":
+def distributions(path: "Optional[Iterable[object]]" = None) -> "Dict[str, Distribution]":
     """Normalized name -> :class:`Distribution` on ``path`` (default ``sys.path``); first wins."""
     return scan(path).all()
 

@@ -17,7 +17,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Optional
+    from typing import Any, Dict, Optional, Tuple
 
 _MAGIC = b"lazypatch-metadata"
 _FORMAT = 1
@@ -38,17 +38,17 @@ def path(cache_dir: str) -> "Optional[str]":
     return os.path.join(cache_dir, f"metadata-{tag}-{_uid()}.marshal")
 
 
-def _header() -> tuple:
+def _header() -> "Tuple[bytes, int, int, int]":
     return (_MAGIC, _FORMAT, sys.hexversion, _uid())
 
 
-def _debug(message: str, *args) -> None:
+def _debug(message: str, *args: object) -> None:
     from ._log import logger
 
     logger().debug("metadata cache: " + message, *args)
 
 
-def load(cache_dir: str) -> "Dict[str, tuple]":
+def load(cache_dir: str) -> "Dict[str, Tuple[Any, ...]]":
     """Directory -> record tuple from the cache file; empty if absent or not trustworthy."""
     filename = path(cache_dir)
     if filename is None:
@@ -86,7 +86,7 @@ def load(cache_dir: str) -> "Dict[str, tuple]":
         os.close(fd)
 
 
-def store(cache_dir: str, records: "Dict[str, tuple]") -> None:
+def store(cache_dir: str, records: "Dict[str, Tuple[Any, ...]]") -> None:
     """Replace the cache file with ``records`` (atomically); failures are logged at DEBUG."""
     filename = path(cache_dir)
     if filename is None:

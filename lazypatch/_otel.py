@@ -26,7 +26,7 @@ from ._state import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Optional
+    from typing import Any, Callable, Optional
 
     from ._discovery import Entry
     from ._metadata import Scan
@@ -65,7 +65,7 @@ def instrument(entry: "Entry") -> None:
         raise Skip(reason)
     module = entry.value.partition(":")[0].strip()
     try:
-        instrumentor_class = _hooks.resolve(entry.value)
+        instrumentor_class: Any = _hooks.resolve(entry.value)
         instrumentor = instrumentor_class()
         if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
             entry.reason = "already instrumented by OpenTelemetry's own loader or the application"

@@ -20,13 +20,25 @@ from . import _boundary, _config
 from ._log import logger
 from ._state import state
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional, TypeVar
+
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from ._config import Settings
+
+    T = TypeVar("T")
+
 _TRACE_MODULE = "opentelemetry.trace"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
 _METRICS_EXPORTER_GROUP = "opentelemetry_metrics_exporter"
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 DISTRO_NAME = "lazypatch"
 
-_resource = None
+_resource: "Optional[Resource]" = None
 
 
 def flush() -> None:
@@ -68,16 +80,16 @@ def ensure_sdk() -> bool:
     return True
 
 
-def _failed(message: str):
+def _failed(message: str) -> "Callable[[BaseException], str]":
     """A boundary ``record`` for what has no handle: it only says what failed and what is lost."""
     return lambda exc: message
 
 
-def _start(factory):
+def _start(factory: "Callable[[], T]") -> "T":
     return factory()
 
 
-def _set_up(settings) -> None:
+def _set_up(settings: "Settings") -> None:
     from opentelemetry import trace
 
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
@@ -93,7 +105,7 @@ def _set_up(settings) -> None:
     trace.set_tracer_provider(provider)
 
 
-def _exporters(settings) -> list:
+def _exporters(settings: "Settings") -> "List[SpanExporter]":
     names = settings.traces_exporters
     if names is None:
         if _exporter_class(_OTLP_BY_PROTOCOL[settings.otlp_protocol]) is None:
@@ -119,12 +131,12 @@ def _exporters(settings) -> list:
             continue
         failed = _failed(f"trace exporter {name!r} failed to start; its spans are dropped")
         exporter = _boundary.run(_start, exporter_class, failed)
-        if exporter is not _boundary.FAILED:
+        if not isinstance(exporter, _boundary.Failed):
             exporters.append(exporter)
     return exporters
 
 
-def _exporter_class(name: str, group: str = _EXPORTER_GROUP):
+def _exporter_class(name: str, group: str = _EXPORTER_GROUP) -> "Any":
     from opentelemetry.util._importlib_metadata import entry_points
 
     for entry_point in entry_points(group=group, name=name):
@@ -132,7 +144,7 @@ def _exporter_class(name: str, group: str = _EXPORTER_GROUP):
     return None
 
 
-def resource():
+def resource() -> "Resource":
     """The SDK's resource from the environment, with the distro's ``telemetry.distro.name`` and
     ``telemetry.distro.version`` (which ``OTEL_RESOURCE_ATTRIBUTES`` may still override)."""
     global _resource
@@ -170,7 +182,7 @@ def ensure_metrics() -> bool:
     return True
 
 
-def _set_up_metrics(settings) -> None:
+def _set_up_metrics(settings: "Settings") -> None:
     from opentelemetry import metrics
 
     if (
@@ -186,7 +198,7 @@ def _set_up_metrics(settings) -> None:
     metrics.set_meter_provider(MeterProvider(metric_readers=readers, resource=resource()))
 
 
-def _metric_readers(settings) -> list:
+def _metric_readers(settings: "Settings") -> "List[MetricReader]":
     names = settings.metrics_exporters
     otlp = _OTLP_BY_PROTOCOL[settings.metrics_otlp_protocol]
     if names is None:
@@ -218,10 +230,12 @@ def _metric_readers(settings) -> list:
             exporter_class = _periodic(PeriodicExportingMetricReader, exporter_class)
         failed = _failed(f"metric exporter {name!r} failed to start")
         reader = _boundary.run(_start, exporter_class, failed)
-        if reader is not _boundary.FAILED:
+        if not isinstance(reader, _boundary.Failed):
             readers.append(reader)
     return readers
 
 
-def _periodic(reader_class, exporter_class):
+def _periodic(
+    reader_class: "Callable[[Any], MetricReader]", exporter_class: "Callable[[], Any]"
+) -> "Callable[[], MetricReader]":
     return lambda: reader_class(exporter_class())
