@@ -25,8 +25,34 @@ and it answers as Starlette's does.
   call, so the exception that Starlette re-raises after sending its 500 is recorded on it.
 """
 
+from __future__ import annotations
+
 from .. import Instrumentor
-from . import report
+from . import error_type, report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from contextvars import Token
+    from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.util.types import AttributeValue
+    from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
+    from starlette.types import Message, Receive, Scope, Send  # noqa: F401 (Message: a type comment)
+
+    from .._patches import Patch
+    from ._semconv import Histogram
+
+    Metric = Dict[str, AttributeValue]
+    Headers = Iterable[Tuple[bytes, bytes]]
+    Record = Callable[[float, Metric], None]
+    # ``Starlette.__call__`` (or ``FastAPI.__call__``) as found on the class: (app, scope,
+    # receive, send).
+    Call = Callable[[Starlette, Scope, Receive, Send], Awaitable[None]]
+    # One request through the original ``__call__``: (original, app, scope, receive, send).
+    Traced = Callable[[Call, Starlette, Scope, Receive, Send], Awaitable[None]]
 
 _NAME = "starlette"
 _SCOPE_KEY = "lazypatch.span"
@@ -38,24 +64,27 @@ class _Request:
 
     __slots__ = ("span", "app", "path", "root_path", "status", "ended", "metric", "start")
 
-    def __init__(self, span, app, path, root_path, metric, start):
+    def __init__(
+        self, span: Span, app: Starlette, path: str, root_path: str, metric: Metric, start: float
+    ) -> None:
         self.span = span
         self.app = app
         self.path = path
         self.root_path = root_path
-        self.status = None
+        self.status: Optional[int] = None
         self.ended = False
         self.metric = metric
         self.start = start
 
 
-def _route_path(routes, scope):
+def _route_path(routes: Sequence[BaseRoute], scope: Scope) -> Optional[str]:
     """The template of the route that ``scope`` matches in ``routes``, mount prefixes included."""
     from starlette.routing import Match
 
     prefix = ""
     while True:
-        found = partial = None
+        found: Optional[Tuple[BaseRoute, Scope]] = None
+        partial: Optional[Tuple[BaseRoute, Scope]] = None
         for route in routes:
             match, child = route.matches(scope)
             if match is Match.FULL:
@@ -68,13 +97,13 @@ def _route_path(routes, scope):
             return None
         route, child = found
         prefix += getattr(route, "path", "")
-        routes = getattr(route, "routes", None)
+        routes = getattr(route, "routes", ())
         if not routes:
             return prefix or None
         scope = {**scope, **child}
 
 
-def route_of(state, scope):
+def route_of(state: _Request, scope: Scope) -> Optional[str]:
     """``http.route`` of a finished request, or None if no route matched."""
     route = scope.get("route")
     if (
@@ -91,13 +120,13 @@ def route_of(state, scope):
     return _route_path(routes, {**scope, "path": state.path, "root_path": state.root_path})
 
 
-def _host_and_port(scope, host):
+def _host_and_port(scope: Scope, host: Optional[bytes]) -> Tuple[Optional[str], Optional[int]]:
     """``(server.address, server.port)``: the Host header, else the server the scope names."""
     if host:
-        host = host.decode("latin-1")
-        if host.endswith("]") or ":" not in host:
-            return host.strip("[]"), _DEFAULT_PORTS.get(scope.get("scheme", "http"))
-        address, _, port = host.rpartition(":")
+        name = host.decode("latin-1")
+        if name.endswith("]") or ":" not in name:
+            return name.strip("[]"), _DEFAULT_PORTS.get(scope.get("scheme", "http"))
+        address, _, port = name.rpartition(":")
         return address.strip("[]"), int(port) if port.isdecimal() else None
     server = scope.get("server")
     return (server[0], server[1]) if server else (None, None)
@@ -106,13 +135,13 @@ def _host_and_port(scope, host):
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def _entry(patch, build):
+def _entry(patch: List[Patch], build: Callable[[], Traced]) -> Call:
     """The ``Starlette.__call__`` that traces, calling ``patch[0].original``: ``build()`` makes
     the tracing call at the first request (OpenTelemetry is imported then, not before); if it
     raises, the failure is reported once and requests go on untraced."""
-    traced = None
+    traced: Optional[Traced] = None
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal traced
         if traced is None:
             try:
@@ -120,16 +149,19 @@ def _entry(patch, build):
             except Exception:
                 report(_NAME)
                 traced = _untraced
-        await traced(patch[0].original, self, scope, receive, send)
+        # Patch.original is an object to Patch: here, the Starlette.__call__ it replaced.
+        await traced(patch[0].original, self, scope, receive, send)  # type: ignore[arg-type]
 
     return __call__
 
 
-async def _untraced(original, app, scope, receive, send):
+async def _untraced(
+    original: Call, app: Starlette, scope: Scope, receive: Receive, send: Send
+) -> None:
     await original(app, scope, receive, send)
 
 
-def _traced(tracer, histogram):
+def _traced(tracer: Tracer, histogram: Optional[Histogram]) -> Traced:
     """``traced(original, app, scope, receive, send)``: one request through ``original`` under
     a server span; measured in ``histogram`` (``http.server.request.duration``) unless None."""
     from time import perf_counter
@@ -140,15 +172,22 @@ def _traced(tracer, histogram):
 
     from . import _http, _semconv
 
-    class HeadersGetter(Getter):
+    # Getter is generic in its carrier for type checkers only: subscribing it at run time would
+    # cost the first request a couple of milliseconds in typing's machinery.
+    if TYPE_CHECKING:
+        HeadersGetterBase = Getter[Headers]
+    else:
+        HeadersGetterBase = Getter
+
+    class HeadersGetter(HeadersGetterBase):
         """Reads propagation headers from an ASGI scope's ``headers`` (lowercase bytes)."""
 
-        def get(self, carrier, key):
+        def get(self, carrier: Headers, key: str) -> Optional[List[str]]:
             name = key.lower().encode("latin-1")
             values = [value.decode("latin-1") for header, value in carrier if header == name]
             return values or None
 
-        def keys(self, carrier):
+        def keys(self, carrier: Headers) -> List[str]:
             return [header.decode("latin-1") for header, _ in carrier]
 
     getter = HeadersGetter()
@@ -164,14 +203,14 @@ def _traced(tracer, histogram):
     route_keys = (_semconv.HTTP_ROUTE,)
     record = None if histogram is None else histogram.record
 
-    def attributes_of(scope, headers):
+    def attributes_of(scope: Scope, headers: Headers) -> Tuple[str, Metric, Metric]:
         """``(span name prefix, span attributes, metric attributes)`` of a request."""
-        metric = {_semconv.URL_SCHEME: scope.get("scheme", "http")}
+        metric: Metric = {_semconv.URL_SCHEME: scope.get("scheme", "http")}
         prefix = _http.method_attributes(scope["method"], metric)
         version = scope.get("http_version")
         if version:
             metric[_semconv.NETWORK_PROTOCOL_VERSION] = version
-        attributes = {**metric, _semconv.URL_PATH: scope["path"]}
+        attributes: Metric = {**metric, _semconv.URL_PATH: scope["path"]}
         query = scope.get("query_string")
         if query:
             attributes[_semconv.URL_QUERY] = _http.redact_query(query.decode("latin-1"))
@@ -179,7 +218,8 @@ def _traced(tracer, histogram):
         if client:
             attributes[_semconv.CLIENT_ADDRESS] = client[0]
             attributes[_semconv.CLIENT_PORT] = client[1]
-        host = agent = None
+        host: Optional[bytes] = None
+        agent: Optional[bytes] = None
         for header, value in headers:
             if header == b"host":
                 host = value
@@ -199,18 +239,27 @@ def _traced(tracer, histogram):
             _add_old(scope, attributes, host, query)
         return prefix, attributes, metric
 
-    def _add_old(scope, attributes, host, query):
+    def _add_old(
+        scope: Scope, attributes: Metric, host: Optional[bytes], query: Optional[bytes]
+    ) -> None:
         from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
 
         _semconv.add_old(attributes, old_names)
         server_name, host_key, target = _semconv.HTTP_SERVER_OLD_EXTRA
-        path = attributes[target] = scope["path"]  # OpenTelemetry's ASGI target: no query
+        path = scope["path"]
+        attributes[target] = path  # OpenTelemetry's ASGI target: no query
         if host:
-            attributes[host_key] = attributes[server_name] = host = host.decode("latin-1")
-            url = f"{scope.get('scheme', 'http')}://{host}{path}"
-            attributes[HTTP_URL] = f"{url}?{attributes[_semconv.URL_QUERY]}" if query else url
+            attributes[host_key] = attributes[server_name] = name = host.decode("latin-1")
+            url = f"{scope.get('scheme', 'http')}://{name}{path}"
+            # url.query holds the redacted query text that attributes_of put there (newer
+            # opentelemetry-api counts bytes among attribute values, older does not).
+            attributes[HTTP_URL] = (
+                f"{url}?{attributes[_semconv.URL_QUERY]}"  # type: ignore[str-bytes-safe, unused-ignore]
+                if query
+                else url
+            )
 
-    def start(instance, scope):
+    def start(instance: Starlette, scope: Scope) -> Tuple[_Request, Token[Context], str]:
         headers = scope.get("headers") or ()
         prefix, attributes, metric = attributes_of(scope, headers)
         parent = extract(headers, getter=getter)
@@ -221,7 +270,9 @@ def _traced(tracer, histogram):
         scope[_SCOPE_KEY] = state
         return state, attach(set_span_in_context(span, parent)), prefix
 
-    def measure(state, route, failed):
+    def measure(
+        record: Record, state: _Request, route: Optional[str], failed: Optional[str]
+    ) -> None:
         elapsed = perf_counter() - state.start
         metric = state.metric
         if route is not None:
@@ -235,7 +286,9 @@ def _traced(tracer, histogram):
             metric[_semconv.ERROR_TYPE] = failed
         record(elapsed, metric)
 
-    def end(state, scope, prefix, exc=None):
+    def end(
+        state: _Request, scope: Scope, prefix: str, exc: Optional[BaseException] = None
+    ) -> None:
         if state.ended:
             return
         state.ended = True
@@ -251,7 +304,7 @@ def _traced(tracer, histogram):
                 if state.status is not None:
                     for key in status_keys:
                         span.set_attribute(key, state.status)
-                failed = _http.error_type(exc)
+                failed = error_type(exc)
                 _http.record_exception(span, exc, failed)
                 span.end()
             elif state.status is not None:
@@ -259,11 +312,13 @@ def _traced(tracer, histogram):
             else:
                 span.end()
             if record is not None:
-                measure(state, route, failed)
+                measure(record, state, route, failed)
         except Exception:
             _http.abandon(_NAME, span)
 
-    async def traced(original, self, scope, receive, send):
+    async def traced(
+        original: Call, self: Starlette, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         if (
             scope["type"] != "http"
             or _SCOPE_KEY in scope
@@ -274,10 +329,11 @@ def _traced(tracer, histogram):
         try:
             state, token, prefix = start(self, scope)
         except Exception:
-            _http.report(_NAME)
+            report(_NAME)
             return await original(self, scope, receive, send)
 
-        async def traced_send(message):
+        # A type comment: annotations would make Python 3.9 build a dict per request.
+        async def traced_send(message):  # type: (Message) -> None
             last = False
             try:
                 kind = message["type"]
@@ -286,7 +342,7 @@ def _traced(tracer, histogram):
                 elif kind == "http.response.body" and not message.get("more_body", False):
                     last = state.status is not None and state.status < 500
             except Exception:
-                _http.report(_NAME)
+                report(_NAME)
             await send(message)
             if last:
                 end(state, scope, prefix)
@@ -303,13 +359,14 @@ def _traced(tracer, histogram):
     return traced
 
 
-def _fastapi_entry(patch):
+def _fastapi_entry(patch: List[Patch]) -> Call:
     """The ``FastAPI.__call__`` that leaves an HTTP request's tracing to lazypatch."""
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _FASTAPI_KEY not in scope:
             scope[_FASTAPI_KEY] = None
-        await patch[0].original(self, scope, receive, send)
+        # Patch.original is an object to Patch: here, the FastAPI.__call__ it replaced.
+        await patch[0].original(self, scope, receive, send)  # type: ignore[operator]
 
     return __call__
 
@@ -320,11 +377,11 @@ class StarletteInstrumentor(Instrumentor):
     targets = ("starlette.applications",)
     requirements = ("starlette >= 0.13",)
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
 
-        def build():
+        def build() -> Traced:
             from . import _semconv
 
             tracer, histogram = _semconv.signals(
@@ -332,9 +389,9 @@ class StarletteInstrumentor(Instrumentor):
             )
             return _traced(tracer, histogram)
 
-        patch = []
+        patch: List[Patch] = []
         entry = _entry(patch, build)
         patch.append(self.replace("starlette.applications", "Starlette.__call__", entry))
-        fastapi = []  # applied if and when FastAPI is imported
+        fastapi: List[Patch] = []  # applied if and when FastAPI is imported
         entry = _fastapi_entry(fastapi)
         fastapi.append(self.replace("fastapi.applications", "FastAPI.__call__", entry))
