@@ -18,17 +18,56 @@ body is read before it returns), when the stream is closed or fully read for
 ``client.stream()`` / ``send(stream=True)``. An error while reading the body is recorded on it.
 """
 
+from __future__ import annotations
+
 from .. import Instrumentor
-from . import deferred
+from . import deferred, error_type, report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from contextvars import Token
+    from typing import (
+        Any,
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Dict,
+        Iterator,
+        List,
+        Optional,
+        Tuple,
+        Union,
+    )
+
+    from httpx import AsyncByteStream, Request, Response, SyncByteStream
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.util.types import AttributeValue
+
+    from .._patches import Wrapper
+    from ._semconv import Histogram
+
+    Metric = Dict[str, AttributeValue]
+    SyncWrapper = Callable[
+        [Callable[..., Response], object, Tuple[Any, ...], Dict[str, Any]], Response
+    ]
+    AsyncWrapper = Callable[
+        [Callable[..., Awaitable[Response]], object, Tuple[Any, ...], Dict[str, Any]],
+        Awaitable[Response],
+    ]
+    # What wraps a response's stream, SyncBody or AsyncBody: the stream is the kind its client
+    # or transport gives (sync or async), which httpx types as either.
+    BodyClass = Callable[[Any, Span], Union[SyncByteStream, AsyncByteStream]]
 
 _NAME = "httpx"
 
 
-def _wrappers(httpx, tracer, histogram):
+def _wrappers(tracer: Tracer, histogram: Optional[Histogram]) -> Tuple[SyncWrapper, AsyncWrapper]:
     """``(sync_wrapper, async_wrapper)`` tracing one request, closures over the tracer and the
     ``http.client.request.duration`` histogram (or None)."""
     from time import perf_counter
 
+    import httpx
     from opentelemetry import context, propagate, trace
     from opentelemetry.context import (
         _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
@@ -53,40 +92,40 @@ def _wrappers(httpx, tracer, histogram):
     version_keys = _semconv.keys(_semconv.NETWORK_PROTOCOL_VERSION, old_names)
     status_code = _semconv.HTTP_RESPONSE_STATUS_CODE
     protocol_version = _semconv.NETWORK_PROTOCOL_VERSION
-    error_type = _semconv.ERROR_TYPE
-    error = _http.StatusCode.ERROR
+    error_key = _semconv.ERROR_TYPE
+    error = trace.StatusCode.ERROR
     record = None if histogram is None else histogram.record
 
-    def end(body) -> None:
+    def end(body: Union[SyncBody, AsyncBody]) -> None:
         span, body.span = body.span, None
         if span is not None:
             try:
                 span.end()
             except Exception:
-                _http.report(_NAME)
+                report(_NAME)
 
-    def fail(body, exc) -> None:
+    def fail(body: Union[SyncBody, AsyncBody], exc: Exception) -> None:
         if body.span is not None:
             try:
                 _http.record_exception(body.span, exc)
             except Exception:
-                _http.report(_NAME)
+                report(_NAME)
 
     class SyncBody(httpx.SyncByteStream):
         """The response body; the span ends when it is closed."""
 
-        def __init__(self, stream, span):
+        def __init__(self, stream: SyncByteStream, span: Span) -> None:
             self.stream = stream
-            self.span = span
+            self.span: Optional[Span] = span
 
-        def __iter__(self):
+        def __iter__(self) -> Iterator[bytes]:
             try:
                 yield from self.stream
             except Exception as exc:
                 fail(self, exc)
                 raise
 
-        def close(self):
+        def close(self) -> None:
             try:
                 self.stream.close()
             finally:
@@ -95,11 +134,11 @@ def _wrappers(httpx, tracer, histogram):
     class AsyncBody(httpx.AsyncByteStream):
         """The response body of an async request; the span ends when it is closed."""
 
-        def __init__(self, stream, span):
+        def __init__(self, stream: AsyncByteStream, span: Span) -> None:
             self.stream = stream
-            self.span = span
+            self.span: Optional[Span] = span
 
-        async def __aiter__(self):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
             try:
                 async for chunk in self.stream:
                     yield chunk
@@ -107,7 +146,7 @@ def _wrappers(httpx, tracer, histogram):
                 fail(self, exc)
                 raise
 
-        async def aclose(self):
+        async def aclose(self) -> None:
             try:
                 await self.stream.aclose()
             finally:
@@ -117,9 +156,13 @@ def _wrappers(httpx, tracer, histogram):
         """One traced request: its span, the context token, its metric point and start time."""
 
         __slots__ = ("span", "token", "metric", "start")
+        span: Span
+        token: Token[Context]
+        metric: Metric
+        start: float
 
-    def start(args, kwargs, ctx):
-        request = args[0] if args else kwargs["request"]
+    def start(args: Tuple[Any, ...], kwargs: Dict[str, Any], ctx: Context) -> Optional[Call]:
+        request: Request = args[0] if args else kwargs["request"]
         url_span, url_metric = url_attributes(str(request.url))
         attributes = dict(url_span)
         prefix = method_attributes(request.method, attributes)
@@ -143,18 +186,18 @@ def _wrappers(httpx, tracer, histogram):
             call.start = perf_counter()
         return call
 
-    def failed(call, exc) -> None:
+    def failed(call: Call, exc: BaseException) -> None:
         if record is not None:
             elapsed = perf_counter() - call.start
         _http.end_with_exception(_NAME, call.span, exc)
         if record is not None:
             try:
-                call.metric[error_type] = _http.error_type(exc)
+                call.metric[error_key] = error_type(exc)
                 record(elapsed, call.metric)
             except Exception:
-                _http.report(_NAME)
+                report(_NAME)
 
-    def finish(call, response, body_class) -> None:
+    def finish(call: Call, response: Response, body_class: BodyClass) -> None:
         if record is not None:
             elapsed = perf_counter() - call.start
         span = call.span
@@ -167,7 +210,7 @@ def _wrappers(httpx, tracer, histogram):
             for key in version_keys:
                 span.set_attribute(key, version)
         if code >= 400:
-            span.set_attribute(error_type, str(code))
+            span.set_attribute(error_key, str(code))
             span.set_status(error)
         if response.is_closed:  # the transport gave the body already read (MockTransport...)
             span.end()
@@ -179,17 +222,22 @@ def _wrappers(httpx, tracer, histogram):
             if version:
                 metric[protocol_version] = version
             if code >= 400:
-                metric[error_type] = str(code)
+                metric[error_key] = str(code)
             record(elapsed, metric)
 
-    def sync_wrapper(wrapped, instance, args, kwargs):
+    def sync_wrapper(
+        wrapped: Callable[..., Response],
+        instance: object,
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+    ) -> Response:
         ctx = get_current()
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY):
             return wrapped(*args, **kwargs)
         try:
             call = start(args, kwargs, ctx)
         except Exception:
-            _http.report(_NAME)
+            report(_NAME)
             call = None
         if call is None:
             return wrapped(*args, **kwargs)
@@ -206,14 +254,19 @@ def _wrappers(httpx, tracer, histogram):
             _http.abandon(_NAME, call.span)
         return response
 
-    async def async_wrapper(wrapped, instance, args, kwargs):
+    async def async_wrapper(
+        wrapped: Callable[..., Awaitable[Response]],
+        instance: object,
+        args: Tuple[Any, ...],
+        kwargs: Dict[str, Any],
+    ) -> Response:
         ctx = get_current()
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY):
             return await wrapped(*args, **kwargs)
         try:
             call = start(args, kwargs, ctx)
         except Exception:
-            _http.report(_NAME)
+            report(_NAME)
             call = None
         if call is None:
             return await wrapped(*args, **kwargs)
@@ -239,16 +292,15 @@ class HttpxInstrumentor(Instrumentor):
     targets = ("httpx",)
     requirements = ("httpx >= 0.23",)
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
-        built = []
+        built: List[Tuple[SyncWrapper, AsyncWrapper]] = []
 
-        def builder(index):
-            def build():  # at the first request: OpenTelemetry is imported then, not before
+        def builder(index: int) -> Callable[[], Wrapper]:
+            # At the first request: OpenTelemetry is imported then, not before.
+            def build() -> Wrapper:
                 if not built:
-                    import httpx
-
                     from . import _semconv
 
                     tracer, histogram = _semconv.signals(
@@ -257,7 +309,7 @@ class HttpxInstrumentor(Instrumentor):
                         tracer_provider,
                         meter_provider,
                     )
-                    built.append(_wrappers(httpx, tracer, histogram))
+                    built.append(_wrappers(tracer, histogram))
                 return built[0][index]
 
             return build
