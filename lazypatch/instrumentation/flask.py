@@ -17,8 +17,30 @@ stops the spans of every app.
   point, so its span does not wait for a ``close()`` that a test client may never call.
 """
 
+from __future__ import annotations
+
 from .. import Instrumentor
 from . import error_type, report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from contextvars import Token
+    from types import ModuleType
+    from typing import Any, Callable, Dict, Literal, Optional, Tuple, Union
+
+    from blinker import Signal
+    from flask import Response
+    from opentelemetry.context import Context
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+    from ._semconv import Histogram
+
+    Metric = Dict[str, AttributeValue]
+    # A signal receiver, ``receiver(sender, **extra)``: started, failed, finished, tearing_down.
+    Receiver = Callable[..., None]
+    Receivers = Tuple[Receiver, Receiver, Receiver, Receiver]
 
 _NAME = "flask"
 _STATE = "_lazypatch_span"
@@ -30,18 +52,18 @@ class _Request:
 
     __slots__ = ("span", "token", "status", "failed", "closing", "ended", "metric", "start")
 
-    def __init__(self, span, token, metric, start):
+    def __init__(self, span: Span, token: Token[Context], metric: Metric, start: float) -> None:
         self.span = span
         self.token = token
-        self.status = None
-        self.failed = False
+        self.status: Optional[int] = None
+        self.failed: Union[str, Literal[False]] = False
         self.closing = False
         self.ended = False
         self.metric = metric
         self.start = start
 
 
-def _receivers(flask, tracer, histogram):
+def _receivers(flask: ModuleType, tracer: Tracer, histogram: Optional[Histogram]) -> Receivers:
     """The four signal receivers, as closures over the tracer, the ``http.server.request.duration``
     histogram (or None) and OpenTelemetry's functions: ``(started, failed, finished,
     tearing_down)``."""
@@ -54,7 +76,7 @@ def _receivers(flask, tracer, histogram):
     # response: its body, built already, is wrapped in a ClosingIterator and so "streamed".
     from werkzeug.wsgi import ClosingIterator
 
-    from . import _http
+    from . import _http, _semconv
 
     current_request = flask.request._get_current_object
     get_value = context.get_value
@@ -65,7 +87,7 @@ def _receivers(flask, tracer, histogram):
     server = trace.SpanKind.SERVER
     status_keys = _http.SERVER_STATUS_KEYS
 
-    def end(state):
+    def end(state: _Request) -> None:
         if state.ended:
             return
         state.ended = True
@@ -80,23 +102,23 @@ def _receivers(flask, tracer, histogram):
             else:
                 _http.end_with_status(span, state.status, 500, status_keys)
             if histogram is not None:
-                measure(state)
+                measure(state, histogram)
         except Exception:
             _http.abandon(_NAME, state.span)
 
-    def measure(state):
+    def measure(state: _Request, histogram: Histogram) -> None:
         elapsed = perf_counter() - state.start
         metric = state.metric
         status = state.status
         if status is not None:
-            metric[_http.HTTP_RESPONSE_STATUS_CODE] = status
+            metric[_semconv.HTTP_RESPONSE_STATUS_CODE] = status
             if status >= 500:
-                metric[_http.ERROR_TYPE] = str(status)
+                metric[_semconv.ERROR_TYPE] = str(status)
         if state.failed:
-            metric[_http.ERROR_TYPE] = state.failed
+            metric[_semconv.ERROR_TYPE] = state.failed
         histogram.record(elapsed, metric)
 
-    def started(sender, **extra):
+    def started(sender: object, **extra: Any) -> None:
         if get_value(_SUPPRESS_INSTRUMENTATION_KEY):
             return
         span = None
@@ -115,7 +137,7 @@ def _receivers(flask, tracer, histogram):
         except Exception:
             _http.abandon(_NAME, span)
 
-    def failed(sender, exception=None, **extra):
+    def failed(sender: object, exception: Optional[BaseException] = None, **extra: Any) -> None:
         try:
             state = current_request().__dict__.get(_STATE)
             if state is not None and exception is not None and not state.failed:
@@ -124,7 +146,7 @@ def _receivers(flask, tracer, histogram):
         except Exception:
             report(_NAME)
 
-    def finished(sender, response=None, **extra):
+    def finished(sender: object, response: Optional[Response] = None, **extra: Any) -> None:
         try:
             state = current_request().__dict__.get(_STATE)
             if state is not None and response is not None:
@@ -135,7 +157,7 @@ def _receivers(flask, tracer, histogram):
         except Exception:
             report(_NAME)
 
-    def tearing_down(sender, exc=None, **extra):
+    def tearing_down(sender: object, exc: Optional[BaseException] = None, **extra: Any) -> None:
         try:
             state = current_request().__dict__.pop(_STATE, None)
         except Exception:
@@ -156,15 +178,19 @@ def _receivers(flask, tracer, histogram):
     return started, failed, finished, tearing_down
 
 
-def _deferred_receivers(flask, tracer_provider, meter_provider):
+def _deferred_receivers(
+    flask: ModuleType,
+    tracer_provider: Optional[TracerProvider],
+    meter_provider: Optional[MeterProvider],
+) -> Receivers:
     """Receivers that build the real ones (importing OpenTelemetry) at the first request.
 
     Only ``request_started`` makes a span; the other three have nothing to do for a request
     that has none, so until then they return at once.
     """
-    real = None
+    real: Optional[Receivers] = None
 
-    def build():
+    def build() -> Receivers:
         nonlocal real
         if real is None:
             from . import _semconv
@@ -175,7 +201,7 @@ def _deferred_receivers(flask, tracer_provider, meter_provider):
             real = _receivers(flask, tracer, histogram)
         return real
 
-    def started(sender, **extra):
+    def started(sender: object, **extra: Any) -> None:
         try:
             receiver = build()[0]
         except Exception:
@@ -183,8 +209,8 @@ def _deferred_receivers(flask, tracer_provider, meter_provider):
             return
         receiver(sender, **extra)
 
-    def later(index):
-        def receiver(sender, **extra):
+    def later(index: int) -> Receiver:
+        def receiver(sender: object, **extra: Any) -> None:
             if real is not None:
                 real[index](sender, **extra)
 
@@ -198,8 +224,9 @@ class FlaskInstrumentor(Instrumentor):
 
     targets = ("flask",)
     requirements = ("flask >= 2.3",)
+    _connected: Tuple[Tuple[Signal, Receiver], ...]
 
-    def _instrument(self, **kwargs):
+    def _instrument(self, **kwargs: Any) -> None:
         import flask
 
         signals = flask.signals
@@ -220,7 +247,7 @@ class FlaskInstrumentor(Instrumentor):
         for signal, receiver in self._connected:
             signal.connect(receiver, weak=False)
 
-    def _uninstrument(self, **kwargs):
+    def _uninstrument(self, **kwargs: Any) -> None:
         for signal, receiver in getattr(self, "_connected", ()):
             signal.disconnect(receiver)
         self._connected = ()
