@@ -101,10 +101,14 @@ def _receivers(flask: ModuleType, tracer: Tracer, histogram: Optional[Histogram]
                 span.end()
             else:
                 _http.end_with_status(span, state.status, 500, status_keys)
-            if histogram is not None:
-                measure(state, histogram)
         except Exception:
             _http.abandon(_NAME, state.span)
+            return
+        if histogram is not None:  # a failed measurement must not end the span again
+            try:
+                measure(state, histogram)
+            except Exception:
+                report(_NAME)
 
     def measure(state: _Request, histogram: Histogram) -> None:
         elapsed = perf_counter() - state.start

@@ -216,14 +216,17 @@ def _wrappers(tracer: Tracer, histogram: Optional[Histogram]) -> Tuple[SyncWrapp
             span.end()
         else:
             response.stream = body_class(response.stream, span)
-        if record is not None:
-            metric = call.metric
-            metric[status_code] = code
-            if version:
-                metric[protocol_version] = version
-            if code >= 400:
-                metric[error_key] = str(code)
-            record(elapsed, metric)
+        if record is not None:  # a failed measurement must not end the span the body holds
+            try:
+                metric = call.metric
+                metric[status_code] = code
+                if version:
+                    metric[protocol_version] = version
+                if code >= 400:
+                    metric[error_key] = str(code)
+                record(elapsed, metric)
+            except Exception:
+                report(_NAME)
 
     def sync_wrapper(
         wrapped: Callable[..., Response],

@@ -311,10 +311,14 @@ def _traced(tracer: Tracer, histogram: Optional[Histogram]) -> Traced:
                 _http.end_with_status(span, state.status, 500, status_keys)
             else:
                 span.end()
-            if record is not None:
-                measure(record, state, route, failed)
         except Exception:
             _http.abandon(_NAME, span)
+            return
+        if record is not None:  # a failed measurement must not end the span again
+            try:
+                measure(record, state, route, failed)
+            except Exception:
+                report(_NAME)
 
     async def traced(
         original: Call, self: Starlette, scope: Scope, receive: Receive, send: Send

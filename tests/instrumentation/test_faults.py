@@ -21,7 +21,7 @@ import httpx
 import pytest
 import requests
 from instr_support import lazypatch_errors
-from opentelemetry import context, propagate, trace
+from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -374,4 +374,42 @@ def test_propagator_that_raises(all_on, reference, echo_url, caplog):
         propagate.set_global_textmap(previous)
     failed = {record.getMessage().split("'")[1] for record in lazypatch_errors(caplog)}
     assert failed == {"requests", "urllib", "flask", "httpx", "starlette"}
+    assert_clean_context()
+
+
+# -- a meter provider that raises ------------------------------------------------------------
+
+
+class GetMeterRaises(metrics.NoOpMeterProvider):
+    def get_meter(self, *args, **kwargs):
+        raise RuntimeError("get_meter is broken")
+
+
+def stream_answer(request):
+    return httpx.Response(200, stream=httpx.ByteStream(b"chunk"))
+
+
+def test_measurement_that_raises_leaves_the_spans_alone(instrument, exporter, caplog):
+    """A failed duration measurement is reported once; the span it follows is not ended a
+    second time (OpenTelemetry would warn at every request), nor a streamed body's span early."""
+    for cls in (FlaskInstrumentor, HttpxInstrumentor, StarletteInstrumentor):
+        instrument(cls, meter_provider=GetMeterRaises())
+    app = make_app().test_client()
+    asgi = TestClient(make_asgi_app())  # its requests go through httpx: a client span each
+    mock = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    for _ in range(2):
+        assert app.get("/items/3").get_json() == {"id": 3}
+        assert asgi.get("/items/3").json() == {"id": 3}
+        assert mock.get("http://service.internal/items/3").status_code == 200
+    kinds = sorted(span.kind.name for span in exporter.get_finished_spans())
+    assert kinds == ["CLIENT"] * 4 + ["SERVER"] * 4
+    streaming = httpx.Client(transport=httpx.MockTransport(stream_answer))
+    with streaming.stream("GET", "http://service.internal/stream") as response:
+        assert len(exporter.get_finished_spans()) == 8, "ended before its body was read"
+        assert response.read() == b"chunk"
+    assert len(exporter.get_finished_spans()) == 9
+    failed = sorted(record.getMessage().split("'")[1] for record in lazypatch_errors(caplog))
+    assert failed == ["flask", "httpx", "starlette"]
+    ended_again = [r for r in caplog.records if "on an ended span" in r.getMessage()]
+    assert ended_again == []
     assert_clean_context()
