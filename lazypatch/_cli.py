@@ -9,6 +9,27 @@ import sys
 
 from . import _config, _discovery, _metadata, _otel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Sequence, TypedDict
+
+    from ._discovery import Entry
+    from ._metadata import Distribution, Scan
+
+    class Row(TypedDict):
+        """One instrumentation in ``lazypatch list``."""
+
+        name: str
+        trigger: str
+        source: str
+        kind: str
+        requirement: Optional[str]
+        installed: Optional[str]
+        state: str
+        seconds: Optional[float]
+        reason: Optional[str]
+
+
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 
 USAGE = """\
@@ -26,7 +47,7 @@ usage: lazypatch run [--service-name NAME] [--traces-exporter EXPORTER] [--] COM
 _RUN_OPTIONS = {"--service-name": "service_name", "--traces-exporter": "traces_exporter"}
 
 
-def main(argv=None) -> int:
+def main(argv: "Optional[Sequence[str]]" = None) -> int:
     """``lazypatch COMMAND ...``; returns the exit status."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -48,7 +69,7 @@ def _usage_error(message: str) -> int:
     return 2
 
 
-def run_main(argv=None) -> int:
+def run_main(argv: "Optional[Sequence[str]]" = None) -> int:
     """``lazypatch run [options] [--] COMMAND ...``: exec COMMAND with lazypatch's bootstrap active.
 
     Parsed by hand rather than with argparse: everything from COMMAND on belongs to COMMAND,
@@ -57,7 +78,7 @@ def run_main(argv=None) -> int:
     and signals are the caller's to see).
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    options = {}
+    options: Dict[str, str] = {}
     while args:
         arg = args[0]
         if arg == "--":
@@ -93,7 +114,7 @@ def run_main(argv=None) -> int:
 # -- lazypatch list -------------------------------------------------------------------------
 
 
-def _list(argv) -> int:
+def _list(argv: "List[str]") -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -129,7 +150,7 @@ def _list(argv) -> int:
     return 0
 
 
-def _fire(entries) -> None:
+def _fire(entries: "Iterable[Entry]") -> None:
     import importlib
 
     for entry in entries:
@@ -142,10 +163,10 @@ def _fire(entries) -> None:
                 entry.reason = f"importing {entry.trigger!r} failed: {type(exc).__name__}: {exc}"
 
 
-def _rows(entries) -> list:
+def _rows(entries: "Iterable[Entry]") -> "List[Row]":
     scan = _metadata.scan()
     dists = scan.all()
-    rows = []
+    rows: List[Row] = []
     for entry in sorted(entries, key=lambda e: (e.name, e.source != "lazypatch", e.kind)):
         state, reason = entry.outcome()
         requirement = None
@@ -175,7 +196,7 @@ def _rows(entries) -> list:
     return rows
 
 
-def _requirement(entry, scan):
+def _requirement(entry: "Entry", scan: "Scan") -> "Optional[str]":
     if entry.kind == "hook":
         return None
     if entry.source == "opentelemetry":
@@ -187,7 +208,7 @@ def _requirement(entry, scan):
     return ", ".join(getattr(resolve(entry.value), "requirements", ())) or None
 
 
-def _unmet(entry, requirement: str):
+def _unmet(entry: "Entry", requirement: str) -> "Optional[str]":
     if entry.source == "opentelemetry":
         return _otel.conflict(entry)
     from ._instrumentor import unmet
@@ -195,7 +216,9 @@ def _unmet(entry, requirement: str):
     return unmet(requirement.split(", "))
 
 
-def _installed(entry, requirement, dists):
+def _installed(
+    entry: "Entry", requirement: "Optional[str]", dists: "Dict[str, Distribution]"
+) -> "Optional[str]":
     names = [_metadata.requirement_name(r) for r in (requirement or "").split(", ") if r]
     for name in names:
         dist = dists.get(_metadata.normalize(name))
@@ -210,7 +233,7 @@ def _installed(entry, requirement, dists):
 _COLUMNS = ("name", "trigger", "source", "requirement", "installed", "state", "time", "reason")
 
 
-def _table(rows) -> str:
+def _table(rows: "Iterable[Row]") -> str:
     cells = [[c.upper() for c in _COLUMNS]]
     for row in rows:
         seconds = row["seconds"]
