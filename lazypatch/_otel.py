@@ -165,12 +165,10 @@ def resolve_trigger(entry: "Entry", scan: "Scan") -> None:
 
 # -- under opentelemetry-instrument -------------------------------------------------------------
 
-_eager = False
-
 
 def eager() -> bool:
     """Whether OpenTelemetry's own loader (``opentelemetry-instrument``) runs in this process."""
-    return _eager
+    return state.otel_eager
 
 
 def before_eager_loader() -> None:
@@ -182,8 +180,7 @@ def before_eager_loader() -> None:
     ``sys.path``), whose ``sitecustomize`` OpenTelemetry's has hidden, ``lazypatch.auto`` starts
     here, so that both are active in the process.
     """
-    global _eager
-    _eager = True
+    state.otel_eager = True
     discovery = sys.modules.get("lazypatch._discovery")
     if discovery is not None and discovery.armed_entries() is not None:
         discovery.defer_to_eager_loader()
@@ -201,7 +198,7 @@ def eager_loader_directory() -> "Optional[str]":
     for good, so that the command would run without it. ``lazypatch run`` puts it back after its
     own, so that both are active in the command whatever OpenTelemetry's release.
     """
-    if not _eager:
+    if not state.otel_eager:
         return None
     loader = sys.modules.get("opentelemetry.instrumentation.auto_instrumentation")
     filename = getattr(loader, "__file__", None)

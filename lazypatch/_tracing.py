@@ -22,7 +22,7 @@ from ._state import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, TypeVar
+    from typing import Any, Callable, List, TypeVar
 
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
@@ -37,8 +37,6 @@ _EXPORTER_GROUP = "opentelemetry_traces_exporter"
 _METRICS_EXPORTER_GROUP = "opentelemetry_metrics_exporter"
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 DISTRO_NAME = "lazypatch"
-
-_resource: "Optional[Resource]" = None
 
 
 def flush() -> None:
@@ -147,8 +145,7 @@ def _exporter_class(name: str, group: str = _EXPORTER_GROUP) -> "Any":
 def resource() -> "Resource":
     """The SDK's resource from the environment, with the distro's ``telemetry.distro.name`` and
     ``telemetry.distro.version`` (which ``OTEL_RESOURCE_ATTRIBUTES`` may still override)."""
-    global _resource
-    if _resource is None:
+    if state.resource is None:
         from importlib.metadata import PackageNotFoundError, version
 
         from opentelemetry.sdk.resources import Resource
@@ -164,8 +161,8 @@ def resource() -> "Resource":
         distro = Resource(
             {TELEMETRY_DISTRO_NAME: DISTRO_NAME, TELEMETRY_DISTRO_VERSION: distro_version}
         )
-        _resource = distro.merge(Resource.create())
-    return _resource
+        state.resource = distro.merge(Resource.create())
+    return state.resource
 
 
 def ensure_metrics() -> bool:

@@ -14,13 +14,12 @@ post-import hooks; ``_patches`` is imported when one fires.
 """
 
 from . import _hooks, _tracing
+from ._state import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any, Callable, Dict, List, Tuple, TypeVar
-
-    from ._patches import Patch
+    from typing import Any, Callable, Dict, Tuple, TypeVar
 
     R = TypeVar("R")
 
@@ -37,10 +36,6 @@ _MEASURES = (
 )
 _PROCESS_MODULE = "multiprocessing.process"
 
-_span_patches: "List[Patch]" = []
-_measure_patches: "List[Patch]" = []
-_process_patches: "List[Patch]" = []
-
 
 def arm() -> None:
     """Have the first span or measurement set the SDK up, and ``multiprocessing`` children
@@ -56,15 +51,15 @@ def arm() -> None:
 def _patch_proxy_tracer(trace: "ModuleType") -> None:
     from ._patches import wrap
 
-    if not _span_patches:
-        _span_patches.extend(wrap(trace, path, _set_up_first) for path in _SPAN_METHODS)
+    if not state.span_triggers:
+        state.span_triggers.extend(wrap(trace, path, _set_up_first) for path in _SPAN_METHODS)
 
 
 def _patch_proxy_instruments(instrument: "ModuleType") -> None:
     from ._patches import wrap
 
-    if not _measure_patches:
-        _measure_patches.extend(
+    if not state.measure_triggers:
+        state.measure_triggers.extend(
             wrap(instrument, f"{cls}.{method}", _set_up_metrics_first)
             for cls, method in _MEASURES
             if hasattr(instrument, cls)
@@ -74,15 +69,15 @@ def _patch_proxy_instruments(instrument: "ModuleType") -> None:
 def _patch_process(process: "ModuleType") -> None:
     from ._patches import wrap
 
-    if not _process_patches:
-        _process_patches.append(wrap(process, "BaseProcess._bootstrap", _flush_at_end))
+    if not state.process_triggers:
+        state.process_triggers.append(wrap(process, "BaseProcess._bootstrap", _flush_at_end))
 
 
 def _set_up_first(
     wrapped: "Callable[..., R]", instance: object, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]"
 ) -> "R":
     if _tracing.ensure_sdk():
-        for patch in _span_patches:
+        for patch in state.span_triggers:
             patch.remove()
     return wrapped(*args, **kwargs)
 
@@ -91,7 +86,7 @@ def _set_up_metrics_first(
     wrapped: "Callable[..., R]", instance: object, args: "Tuple[Any, ...]", kwargs: "Dict[str, Any]"
 ) -> "R":
     if _tracing.ensure_metrics():
-        for patch in _measure_patches:
+        for patch in state.measure_triggers:
             patch.remove()
     return wrapped(*args, **kwargs)
 

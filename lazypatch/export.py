@@ -51,6 +51,7 @@ from opentelemetry.trace import StatusCode
 
 from . import _config
 from ._log import logger
+from ._state import state
 
 __all__ = ["TreeExporter"]
 
@@ -141,6 +142,7 @@ class TreeExporter(SpanExporter):
         self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._failure_logged = False
+        state.renew_after_fork(self, _new_locks)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Buffer ``spans`` and print every trace they complete."""
@@ -219,6 +221,13 @@ class TreeExporter(SpanExporter):
         if not self._failure_logged:
             self._failure_logged = True
             logger().warning("TreeExporter could not print a trace; dropping it", exc_info=True)
+
+
+def _new_locks(exporter: TreeExporter) -> None:
+    """New locks for the exporter in a forked child: the parent's could be held by a thread that
+    is not there."""
+    exporter._buffer_lock = threading.Lock()
+    exporter._write_lock = threading.Lock()
 
 
 def _is_local_root(span: ReadableSpan) -> bool:

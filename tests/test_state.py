@@ -163,3 +163,79 @@ def test_status_lists_only_live_handles(pyrun):
         assert gone.state == "removed" and gone_patch.state == "removed"
         """,
     )
+
+
+EXPORTER_FORK = """
+import faulthandler, io, json, os, threading, traceback
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from lazypatch.export import TreeExporter
+
+entered, release = threading.Event(), threading.Event()
+PARENT = os.getpid()
+
+def block():
+    if os.getpid() == PARENT:  # only the parent's thread is held
+        entered.set()
+        release.wait(60)
+
+class Stream(io.StringIO):
+    # Held in write: the parent's thread holds the exporter's write lock.
+    def write(self, text):
+        if HELD_IN == "write":
+            block()
+        return super().write(text)
+
+class Span:
+    # Held in its context: the parent's thread holds the exporter's buffer lock.
+    @property
+    def context(self):
+        block()
+
+out = Stream()
+exporter = TreeExporter(out, width=80, color=False)
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracer = provider.get_tracer("fork")
+
+def held():
+    if HELD_IN == "write":
+        with tracer.start_as_current_span("in parent"):
+            pass
+    else:
+        exporter.export([Span()])
+
+thread = threading.Thread(target=held, daemon=True)
+thread.start()
+assert entered.wait(60), "the held call never reached the stream or the span"
+pid = os.fork()
+if pid == 0:
+    faulthandler.dump_traceback_later(30, exit=True)
+    try:
+        out.seek(0)
+        out.truncate()
+        with tracer.start_as_current_span("in child"):
+            with tracer.start_as_current_span("nested"):
+                pass
+        exporter.force_flush()
+        os.write(1, json.dumps({"printed": out.getvalue()}).encode())
+        os._exit(0)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+release.set()
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child: wait status {status}"
+"""
+
+
+@pytest.mark.parametrize("held", ["write", "buffer"])
+def test_a_forked_child_prints_trees_whatever_a_parent_thread_was_exporting(pyrun, held):
+    proc = pyrun(f"HELD_IN = {held!r}\n" + EXPORTER_FORK, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)["printed"]
+    header, root, child = printed.splitlines()[:3]  # the tree of the child's trace, whole
+    assert header.startswith("trace ") and "  2 spans  " in header, printed
+    assert root.startswith("in child internal ") and child.startswith("└─ nested internal "), (
+        printed
+    )
