@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from fresh import run_python, write_modules
+from fresh import facts, run_python, write_modules
+from preludes import with_report
 
 pytest_plugins = ["pytester"]  # tests/test_testing_plugin.py runs pytest on test files it writes
 
@@ -21,5 +22,16 @@ def pyrun(tmp_path):
         }
         extra.update(env or {})
         return run_python(code, env=extra, cwd=tmp_path, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def pyfacts(pyrun):
+    """``pyfacts(code, ...)``: run as ``pyrun`` does, with ``report(**facts)`` defined in the
+    child; return what it reported (a dict)."""
+
+    def run(code, **kwargs):
+        return facts(pyrun(with_report(code), **kwargs))
 
     return run

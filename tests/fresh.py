@@ -1,5 +1,6 @@
 """Fresh interpreters for everything that depends on import state (imported by tests and conftest)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,10 @@ def write_modules(root, files):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(source))
     return str(root)
+
+
+def facts(proc):
+    """What the child passed to ``report(...)`` (tests/preludes.py): its last line, as JSON."""
+    lines = proc.stdout.splitlines()
+    assert lines, f"the child reported nothing\n--- stderr\n{proc.stderr}"
+    return json.loads(lines[-1])

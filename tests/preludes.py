@@ -1,5 +1,7 @@
 """Code shared by the programs that tests run in fresh interpreters (prepended to them)."""
 
+import textwrap
+
 # Wrappers that tag what they return, and a count of the tags: how many layers a call went
 # through. ``seen`` collects each wrapper call as (tag, instance, args, kwargs).
 TAGGING = """
@@ -39,3 +41,17 @@ def errors():
         (r.getMessage(), r.exc_info is not None) for r in logged.records if r.levelname == "ERROR"
     ]
 """
+
+# ``report(**facts)``: what the child found, as a line of JSON that ``fresh.facts`` reads back,
+# so that a failing test shows the fact that differs rather than a row of printed words.
+REPORT = """
+def report(**facts):
+    import json
+
+    print(json.dumps(facts, default=repr), flush=True)
+"""
+
+
+def with_report(code):
+    """``code`` (dedented) with ``report`` defined before it."""
+    return REPORT + textwrap.dedent(code)

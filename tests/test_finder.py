@@ -14,54 +14,72 @@ RESOURCE_PKG = {
 }
 
 
-def test_loader_attributes_are_the_original_objects(pyrun):
-    out = pyrun(
+def test_loader_attributes_are_the_original_objects(pyfacts):
+    facts = pyfacts(
         """
         import sys, lazypatch
         from importlib.machinery import SourceFileLoader
         lazypatch.register_hook("respkg", lambda m: None)
         import respkg
-        print(type(respkg.__loader__) is SourceFileLoader,
-              respkg.__spec__.loader is respkg.__loader__,
-              type(respkg.__spec__).__name__, type(respkg.__spec__) is type(sys.__spec__))
+        report(
+            loader=repr(type(respkg.__loader__)),
+            loader_is_importlibs=type(respkg.__loader__) is SourceFileLoader,
+            spec_loader_is_loader=respkg.__spec__.loader is respkg.__loader__,
+            spec=repr(type(respkg.__spec__)),
+            spec_is_importlibs=type(respkg.__spec__) is type(sys.__spec__),
+        )
         """,
         files=RESOURCE_PKG,
-    ).stdout
-    assert out.split() == ["True", "True", "ModuleSpec", "True"]
+    )
+    assert facts == {
+        "loader": "<class '_frozen_importlib_external.SourceFileLoader'>",
+        "loader_is_importlibs": True,
+        "spec_loader_is_loader": True,
+        "spec": "<class '_frozen_importlib.ModuleSpec'>",
+        "spec_is_importlibs": True,
+    }
 
 
-def test_resources_source_and_data_work_on_watched_modules(pyrun):
-    out = pyrun(
+def test_resources_source_and_data_work_on_watched_modules(pyfacts):
+    facts = pyfacts(
         """
         import importlib.resources, inspect, pkgutil, lazypatch
         fired = []
         lazypatch.register_hook("respkg", fired.append)
-        print(pkgutil.get_data("respkg", "data.txt").decode().strip())
+        data = pkgutil.get_data("respkg", "data.txt").decode()
         import respkg
-        print(importlib.resources.files("respkg").joinpath("data.txt").read_text().strip())
-        print(inspect.getsource(respkg.where).splitlines()[0])
-        print(len(fired))
+        resource = importlib.resources.files("respkg").joinpath("data.txt").read_text()
+        report(
+            data=data,
+            resource=resource,
+            source=inspect.getsource(respkg.where).splitlines()[0],
+            fired=len(fired),
+        )
         """,
         files=RESOURCE_PKG,
-    ).stdout
-    assert out.splitlines() == ["payload", "payload", "def where():", "1"]
+    )
+    assert facts == {
+        "data": "payload\n",
+        "resource": "payload\n",
+        "source": "def where():",
+        "fired": 1,
+    }
 
 
 def test_runpy_and_python_dash_m(pyrun, tmp_path):
-    out = pyrun(
+    pyrun(
         """
         import runpy, lazypatch
         fired = []
         lazypatch.register_hook("respkg", fired.append)
         lazypatch.register_hook("runme", fired.append)
         ns = runpy.run_module("runme", run_name="not_main")
-        print(ns["VALUE"], len(fired))
+        assert ns["VALUE"] == "ran" and fired == [], (ns.get("VALUE"), fired)
         runpy.run_module("respkg", run_name="__main__")
-        print(len(fired))
+        assert [m.__name__ for m in fired] == ["respkg"], fired  # the package, not its __main__
         """,
         files={**RESOURCE_PKG, "runme.py": "VALUE = 'ran'\n"},
-    ).stdout
-    assert out.splitlines() == ["ran 0", "main of respkg ran", "1"]
+    )
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     main = subprocess.run(
         [
@@ -102,44 +120,50 @@ def test_python_dash_m_with_a_hook_from_sitecustomize(pyrun, tmp_path):
     assert proc.stdout.splitlines() == ["hook respkg", "main of respkg ran"]
 
 
-def test_namespace_package(pyrun, tmp_path):
-    out = pyrun(
+def test_namespace_package(pyfacts, tmp_path):
+    facts = pyfacts(
         """
         import lazypatch
         fired = []
         lazypatch.register_hook("nspkg", lambda m: fired.append(list(m.__path__)))
         lazypatch.register_hook("nspkg.leaf", lambda m: fired.append(m.LEAF))
         import nspkg.leaf
-        print(len(fired[0]), fired[1], nspkg.__file__ if hasattr(nspkg, "__file__") else "nofile")
-        print(type(nspkg.__spec__).__name__, nspkg.__spec__.loader is nspkg.__loader__)
+        report(
+            fired=fired,
+            spec=type(nspkg.__spec__).__name__,
+            spec_loader_is_loader=nspkg.__spec__.loader is nspkg.__loader__,
+        )
         """,
         files={"nspkg/leaf.py": "LEAF = 'leaf'\n"},
-    ).stdout
-    lines = out.splitlines()
-    count, leaf = lines[0].split()[:2]
-    assert int(count) >= 1 and leaf == "leaf"
-    assert lines[1] == "ModuleSpec True"
+    )
+    path, leaf = facts.pop("fired")
+    assert str(tmp_path / "nspkg") in path and leaf == "leaf", (path, leaf)
+    assert facts == {"spec": "ModuleSpec", "spec_loader_is_loader": True}
 
 
-def test_module_inside_a_zip_file(pyrun, tmp_path):
+def test_module_inside_a_zip_file(pyfacts, tmp_path):
     archive = tmp_path / "bundle.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("zipped.py", "WHERE = 'zip'\n")
-    out = pyrun(
+    facts = pyfacts(
         f"""
         import sys, lazypatch
         sys.path.insert(0, {str(archive)!r})
         fired = []
         lazypatch.register_hook("zipped", lambda m: fired.append(m.WHERE))
         import zipped
-        print(fired, type(zipped.__loader__).__name__, zipped.__spec__.loader is zipped.__loader__)
+        report(
+            fired=fired,
+            loader=type(zipped.__loader__).__name__,
+            spec_loader_is_loader=zipped.__spec__.loader is zipped.__loader__,
+        )
         """
-    ).stdout
-    assert out.strip() == "['zip'] zipimporter True"
+    )
+    assert facts == {"fired": ["zip"], "loader": "zipimporter", "spec_loader_is_loader": True}
 
 
-def test_extension_module_is_keyed_by_its_import_name(pyrun):
-    out = pyrun(
+def test_extension_module_is_keyed_by_its_import_name(pyfacts):
+    facts = pyfacts(
         """
         import sys, lazypatch
         assert "_decimal" not in sys.modules
@@ -147,16 +171,15 @@ def test_extension_module_is_keyed_by_its_import_name(pyrun):
         lazypatch.register_hook("_decimal", lambda m: fired.append(("_decimal", m.Decimal.__name__)))
         lazypatch.register_hook("decimal", lambda m: fired.append(("decimal", m.__name__)))
         import decimal
-        print(fired, type(sys.modules["_decimal"].__loader__).__name__)
+        report(fired=fired, loader=type(sys.modules["_decimal"].__loader__).__name__)
         """
-    ).stdout
-    fired, loader = out.rsplit(" ", 1)
-    assert fired == "[('_decimal', 'Decimal'), ('decimal', 'decimal')]"
-    assert loader.strip() in ("ExtensionFileLoader", "BuiltinImporter")
+    )
+    assert facts["fired"] == [["_decimal", "Decimal"], ["decimal", "decimal"]]
+    assert facts["loader"] in ("ExtensionFileLoader", "BuiltinImporter")
 
 
-def test_lazy_loader(pyrun):
-    out = pyrun(
+def test_lazy_loader(pyfacts):
+    facts = pyfacts(
         """
         import importlib.util, sys, lazypatch
         fired = []
@@ -167,12 +190,17 @@ def test_lazy_loader(pyrun):
         module = importlib.util.module_from_spec(spec)
         sys.modules["target"] = module
         loader.exec_module(module)
-        print(fired)
-        print(module.VALUE, fired, type(module.__loader__).__name__)
+        before_use = list(fired)
+        report(
+            before_use=before_use,
+            value=module.VALUE,
+            fired=fired,
+            loader=type(module.__loader__).__name__,
+        )
         """,
         files={"target.py": "VALUE = 42\n"},
-    ).stdout
-    assert out.splitlines() == ["[]", "42 [42] SourceFileLoader"]
+    )
+    assert facts == {"before_use": [], "value": 42, "fired": [42], "loader": "SourceFileLoader"}
 
 
 def test_no_warning_under_dash_w_error(pyrun):
@@ -208,8 +236,8 @@ def test_traceback_of_a_failing_target_has_no_lazypatch_frames(pyrun):
     assert "lazypatch" not in proc.stderr and "frozen importlib" not in proc.stderr
 
 
-def test_sixteen_threads_import_one_watched_module(pyrun):
-    out = pyrun(
+def test_sixteen_threads_import_one_watched_module(pyfacts):
+    facts = pyfacts(
         """
         import sys, threading, lazypatch
         calls = []
@@ -226,15 +254,15 @@ def test_sixteen_threads_import_one_watched_module(pyrun):
         threads = [threading.Thread(target=worker) for _ in range(16)]
         for t in threads: t.start()
         for t in threads: t.join(30)
-        print(len(calls), len(results), all(results))
+        report(hook_calls=len(calls), imported=len(results), patched=all(results))
         """,
         files={"slowmod.py": "import time\ntime.sleep(0.05)\n"},
-    ).stdout
-    assert out.split() == ["1", "16", "True"]
+    )
+    assert facts == {"hook_calls": 1, "imported": 16, "patched": True}
 
 
-def test_registration_racing_an_import_fires_exactly_once(pyrun):
-    out = pyrun(
+def test_registration_racing_an_import_fires_exactly_once(pyfacts):
+    facts = pyfacts(
         """
         import sys, threading, lazypatch
         counts = []
@@ -252,21 +280,21 @@ def test_registration_racing_an_import_fires_exactly_once(pyrun):
             for t in threads: t.start()
             for t in threads: t.join(10)
             counts.append(len(seen))
-        print(set(counts))
+        report(fired={f"race{i}": n for i, n in enumerate(counts) if n != 1})
         """,
         files={f"race{i}.py": "X = [i * i for i in range(2000)]\n" for i in range(60)},
-    ).stdout
-    assert out.strip() == "{1}"
+    )
+    assert facts == {"fired": {}}  # each module's hook once, whoever won the race
 
 
-def test_package_init_joining_a_thread_that_imports_a_watched_submodule(pyrun):
-    out = pyrun(
+def test_package_init_joining_a_thread_that_imports_a_watched_submodule(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         fired = []
         lazypatch.register_hook("tpkg.worker", lambda m: fired.append(m.NAME))
         import tpkg
-        print(tpkg.RESULT, fired)
+        report(result=tpkg.RESULT, fired=fired)
         """,
         files={
             "tpkg/__init__.py": """
@@ -282,8 +310,8 @@ def test_package_init_joining_a_thread_that_imports_a_watched_submodule(pyrun):
             "tpkg/worker.py": "NAME = 'worker'\n",
         },
         timeout=60,
-    ).stdout
-    assert out.strip() == "['worker'] ['worker']"
+    )
+    assert facts == {"result": ["worker"], "fired": ["worker"]}
 
 
 def test_fast_path_asks_no_other_finder_for_unwatched_names():

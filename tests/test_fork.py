@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 
 
 class Receiver:
-    """A loopback OTLP/HTTP receiver; ``spans()`` lists what arrived as plain data."""
+    """A loopback OTLP/HTTP receiver; ``spans()`` lists the spans that arrived as plain data."""
 
     def __init__(self):
         self._received = []
@@ -36,9 +36,13 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
-                received.append(request)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                # Metrics are taken too (and not kept): a refused export would be retried for
+                # seconds by each process, with backoff, before it exits.
+                if self.path == "/v1/traces":
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    received.append(request)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")

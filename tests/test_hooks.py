@@ -3,6 +3,8 @@
 import sys
 
 import pytest
+from fresh import facts
+from preludes import with_report
 
 TARGET = {"target.py": "EVENTS = []\nVALUE = 42\n"}
 PKG = {
@@ -11,8 +13,8 @@ PKG = {
 }
 
 
-def test_registered_before_import_fires_once_after_the_body(pyrun):
-    out = pyrun(
+def test_registered_before_import_fires_once_after_the_body(pyfacts):
+    facts = pyfacts(
         """
         import sys, lazypatch
         seen = []
@@ -20,30 +22,34 @@ def test_registered_before_import_fires_once_after_the_body(pyrun):
         assert seen == [] and hook.state == "pending" and hook.calls == 0
         import target
         import target
-        print(seen, hook.state, hook.calls)
+        report(seen=seen, state=hook.state, calls=hook.calls)
         """,
         files=TARGET,
-    ).stdout
-    assert out.split() == ["[(42,", "True)]", "fired", "1"]
+    )
+    assert facts == {"seen": [[42, True]], "state": "fired", "calls": 1}
 
 
-def test_registered_after_import_fires_immediately_once(pyrun):
-    out = pyrun(
+def test_registered_after_import_fires_immediately_once(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch, target
         seen = []
         hook = lazypatch.register_hook("target", seen.append)
-        print(len(seen), seen[0] is target, hook.state, hook.calls)
+        at_registration = dict(fired=len(seen), on=seen[0] is target, state=hook.state)
         import target
-        print(len(seen))
+        report(at_registration=at_registration, calls=hook.calls, fired=len(seen))
         """,
         files=TARGET,
-    ).stdout
-    assert out.split() == ["1", "True", "fired", "1", "1"]
+    )
+    assert facts == {
+        "at_registration": {"fired": 1, "on": True, "state": "fired"},
+        "calls": 1,
+        "fired": 1,
+    }
 
 
-def test_before_and_after_each_fire_once_in_registration_order(pyrun):
-    out = pyrun(
+def test_before_and_after_each_fire_once_in_registration_order(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         order = []
@@ -51,15 +57,15 @@ def test_before_and_after_each_fire_once_in_registration_order(pyrun):
         lazypatch.register_hook("target", lambda m: order.append("b"))
         import target
         lazypatch.register_hook("target", lambda m: order.append("c"))
-        print("".join(order))
+        report(order=order)
         """,
         files=TARGET,
-    ).stdout
-    assert out.strip() == "abc"
+    )
+    assert facts == {"order": ["a", "b", "c"]}
 
 
 def test_when_imported_returns_the_function_unchanged(pyrun):
-    out = pyrun(
+    pyrun(
         """
         import lazypatch
 
@@ -69,15 +75,14 @@ def test_when_imported_returns_the_function_unchanged(pyrun):
         decorated = lazypatch.when_imported("target")(hook)
         assert decorated is hook
         import target
-        print(target.EVENTS)
+        assert target.EVENTS == ["hooked"], target.EVENTS
         """,
         files=TARGET,
-    ).stdout
-    assert out.strip() == "['hooked']"
+    )
 
 
-def test_exact_names_only(pyrun):
-    out = pyrun(
+def test_exact_names_only(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         fired = []
@@ -85,25 +90,35 @@ def test_exact_names_only(pyrun):
         lazypatch.register_hook("pk", lambda m: fired.append("pk"))
         lazypatch.register_hook("pkg.su", lambda m: fired.append("pkg.su"))
         import pkg
-        print(fired)
+        after_pkg = list(fired)
         import pkg.sub, json, target
-        print(fired)
+        after_sub = list(fired)
         lazypatch.register_hook("pkg", lambda m: fired.append(m.NAME))
-        print(fired)
+        report(after_pkg=after_pkg, after_sub=after_sub, after_pkg_hook=fired)
         """,
         files={**PKG, **TARGET},
-    ).stdout
-    assert out.splitlines() == ["[]", "['pkg.sub']", "['pkg.sub', 'pkg']"]
+    )
+    assert facts == {
+        "after_pkg": [],
+        "after_sub": ["pkg.sub"],
+        "after_pkg_hook": ["pkg.sub", "pkg"],
+    }
 
 
-def test_string_hook_is_imported_only_when_its_target_loads(pyrun):
-    out = pyrun(
+def test_string_hook_is_imported_only_when_its_target_loads(pyfacts):
+    facts = pyfacts(
         """
         import sys, lazypatch
         hook = lazypatch.register_hook("target", "hookmod:Holder.patch")
-        print("hookmod" in sys.modules)
+        imported_early = "hookmod" in sys.modules
         import target
-        print("hookmod" in sys.modules, target.PATCHED, hook.target, hook.state)
+        report(
+            imported_early=imported_early,
+            imported="hookmod" in sys.modules,
+            patched=getattr(target, "PATCHED", None),
+            target=hook.target,
+            state=hook.state,
+        )
         """,
         files={
             **TARGET,
@@ -114,8 +129,14 @@ def test_string_hook_is_imported_only_when_its_target_loads(pyrun):
                         module.PATCHED = True
             """,
         },
-    ).stdout
-    assert out.split() == ["False", "True", "True", "hookmod:Holder.patch", "fired"]
+    )
+    assert facts == {
+        "imported_early": False,
+        "imported": True,
+        "patched": True,
+        "target": "hookmod:Holder.patch",
+        "state": "fired",
+    }
 
 
 @pytest.mark.parametrize("bad", ["nocolon", "mod:", ":attr", "mod:a..b", 42])
@@ -126,8 +147,8 @@ def test_malformed_hooks_are_rejected_at_registration(bad):
         lazypatch.register_hook("never_imported_module_xyz", bad)
 
 
-def test_reload_and_reimport_fire_again(pyrun):
-    out = pyrun(
+def test_reload_and_reimport_fire_again(pyfacts):
+    facts = pyfacts(
         """
         import importlib, sys, lazypatch
         seen = []
@@ -136,15 +157,25 @@ def test_reload_and_reimport_fire_again(pyrun):
         importlib.reload(target)
         del sys.modules["target"]
         import target as again
-        print(len(seen), hook.calls, seen[0] == seen[1], seen[2] == id(again))
+        report(
+            fired=len(seen),
+            calls=hook.calls,
+            reload_same_module=seen[0] == seen[1],
+            reimport_new_module=seen[2] == id(again),
+        )
         """,
         files=TARGET,
-    ).stdout
-    assert out.split() == ["3", "3", "True", "True"]
+    )
+    assert facts == {
+        "fired": 3,
+        "calls": 3,
+        "reload_same_module": True,
+        "reimport_new_module": True,
+    }
 
 
-def test_failing_import_fires_nothing_then_a_later_success_fires(pyrun, tmp_path):
-    out = pyrun(
+def test_failing_import_fires_nothing_then_a_later_success_fires(pyfacts, tmp_path):
+    facts = pyfacts(
         """
         import lazypatch, pathlib
         seen = []
@@ -152,22 +183,28 @@ def test_failing_import_fires_nothing_then_a_later_success_fires(pyrun, tmp_path
         try:
             import flaky
         except RuntimeError:
-            print("failed", seen, hook.state)
+            after_failure = dict(fired=len(seen), state=hook.state)
         pathlib.Path("flaky.py").write_text("OK = True\\n")
         import importlib; importlib.invalidate_caches()
         import sys; sys.dont_write_bytecode = True
         import flaky
-        print(len(seen), seen[0].OK, hook.state)
+        report(after_failure=after_failure, fired=len(seen), ok=seen[0].OK, state=hook.state)
         """,
         files={"flaky.py": "raise RuntimeError('first attempt fails')\n"},
         env={"PYTHONDONTWRITEBYTECODE": "1"},
-    ).stdout
-    assert out.splitlines() == ["failed [] pending", "1 True fired"]
+    )
+    assert facts == {
+        "after_failure": {"fired": 0, "state": "pending"},
+        "fired": 1,
+        "ok": True,
+        "state": "fired",
+    }
 
 
 def test_a_raising_hook_is_isolated_logged_once_and_recorded(pyrun):
     proc = pyrun(
-        """
+        with_report(
+            """
         import lazypatch
         order = []
         def bad(module):
@@ -177,36 +214,46 @@ def test_a_raising_hook_is_isolated_logged_once_and_recorded(pyrun):
         broken = lazypatch.register_hook("target", bad)
         after = lazypatch.register_hook("target", lambda m: order.append("after"))
         import target
-        print(order, broken.state, type(broken.error).__name__, good.state, after.state)
-        """,
+        report(
+            order=order,
+            states=[good.state, broken.state, after.state],
+            error=type(broken.error).__name__,
+        )
+        """
+        ),
         files=TARGET,
         env={"LAZYPATCH_STRICT": None},
     )
-    assert proc.stdout.strip() == "['good', 'bad', 'after'] failed ValueError fired fired"
+    assert facts(proc) == {
+        "order": ["good", "bad", "after"],
+        "states": ["fired", "failed", "fired"],
+        "error": "ValueError",
+    }
     assert proc.stderr.count("ValueError: hook exploded") == 1
     assert proc.stderr.count("Traceback") == 1
     assert "target" in proc.stderr
 
 
 def test_strict_mode_propagates_hook_errors(pyrun):
-    out = pyrun(
+    pyrun(
         """
         import sys, lazypatch
         lazypatch.register_hook("target", lambda m: 1 / 0)
         try:
             import target
         except ZeroDivisionError:
-            print("propagated", "target" in sys.modules)
+            assert "target" not in sys.modules, "a module whose hook raised stays imported"
+        else:
+            raise AssertionError("the hook's error did not propagate")
         """,
         files=TARGET,
         env={"LAZYPATCH_STRICT": "1"},
-    ).stdout
-    assert out.strip() == "propagated False"
+    )
 
 
 @pytest.mark.parametrize("exc", ["KeyboardInterrupt", "SystemExit"])
 def test_base_exceptions_always_propagate(pyrun, exc):
-    out = pyrun(
+    pyrun(
         f"""
         import lazypatch
         def hook(module):
@@ -215,19 +262,20 @@ def test_base_exceptions_always_propagate(pyrun, exc):
         try:
             import target
         except {exc}:
-            print("propagated", h.state)
+            assert h.state == "failed", h.state
+        else:
+            raise AssertionError("{exc} did not propagate")
         """,
         files=TARGET,
         env={"LAZYPATCH_STRICT": None},
-    ).stdout
-    assert out.strip() == "propagated failed"
+    )
 
 
 def test_hook_registered_from_the_modules_own_body_runs_once_after_it(pyrun):
-    out = pyrun(
+    pyrun(
         """
         import selfhook
-        print(selfhook.SEEN)
+        assert selfhook.SEEN == ["defined after registration"], selfhook.SEEN
         """,
         files={
             "selfhook.py": """
@@ -237,15 +285,14 @@ def test_hook_registered_from_the_modules_own_body_runs_once_after_it(pyrun):
                 LAST = "defined after registration"
             """
         },
-    ).stdout
-    assert out.strip() == "['defined after registration']"
+    )
 
 
 def test_hook_registered_from_a_circular_import_waits_for_the_module(pyrun):
-    out = pyrun(
+    pyrun(
         """
         import a
-        print(a.SEEN)
+        assert a.SEEN == ["complete"], a.SEEN
         """,
         files={
             "a.py": """
@@ -258,16 +305,15 @@ def test_hook_registered_from_a_circular_import_waits_for_the_module(pyrun):
                 lazypatch.register_hook("a", lambda m: m.SEEN.append(m.LATE))
             """,
         },
-    ).stdout
-    assert out.strip() == "['complete']"
+    )
 
 
 def test_hook_registered_from_another_thread_mid_import(pyrun):
-    out = pyrun(
+    pyrun(
         """
         import threading, lazypatch
         import slow
-        print(slow.SEEN)
+        assert slow.SEEN == ["body finished"], slow.SEEN
         """,
         files={
             "slow.py": """
@@ -281,17 +327,16 @@ def test_hook_registered_from_another_thread_mid_import(pyrun):
                 DONE = "body finished"
             """
         },
-    ).stdout
-    assert out.strip() == "['body finished']"
+    )
 
 
-def test_hook_registered_mid_import_of_a_watched_module(pyrun):
-    out = pyrun(
+def test_hook_registered_mid_import_of_a_watched_module(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         first = lazypatch.register_hook("selfhook", lambda m: m.SEEN.append("first"))
         import selfhook
-        print(selfhook.SEEN, first.calls)
+        report(seen=selfhook.SEEN, first_calls=first.calls)
         """,
         files={
             "selfhook.py": """
@@ -301,18 +346,18 @@ def test_hook_registered_mid_import_of_a_watched_module(pyrun):
                 LAST = "second"
             """
         },
-    ).stdout
-    assert out.strip() == "['first', 'second'] 1"
+    )
+    assert facts == {"seen": ["first", "second"], "first_calls": 1}
 
 
-def test_module_replacing_itself_in_sys_modules(pyrun):
-    out = pyrun(
+def test_module_replacing_itself_in_sys_modules(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         got = []
         lazypatch.register_hook("replacer", got.append)
         import replacer
-        print(type(got[0]).__name__, got[0] is replacer)
+        report(given=[type(m).__name__ for m in got], same=got[0] is replacer)
         """,
         files={
             "replacer.py": """
@@ -322,12 +367,12 @@ def test_module_replacing_itself_in_sys_modules(pyrun):
                 sys.modules[__name__] = Replacement()
             """
         },
-    ).stdout
-    assert out.split() == ["Replacement", "True"]
+    )
+    assert facts == {"given": ["Replacement"], "same": True}
 
 
-def test_a_hook_may_import_other_watched_modules_and_its_own_target(pyrun):
-    out = pyrun(
+def test_a_hook_may_import_other_watched_modules_and_its_own_target(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         order = []
@@ -338,15 +383,15 @@ def test_a_hook_may_import_other_watched_modules_and_its_own_target(pyrun):
         lazypatch.register_hook("target", on_target)
         lazypatch.register_hook("pkg.sub", lambda m: order.append(("pkg.sub", True)))
         import target
-        print(order)
+        report(order=order)
         """,
         files={**TARGET, **PKG},
-    ).stdout
-    assert out.strip() == "[('pkg.sub', True), ('target', True)]"
+    )
+    assert facts == {"order": [["pkg.sub", True], ["target", True]]}
 
 
-def test_uninstall_and_install(pyrun):
-    out = pyrun(
+def test_uninstall_and_install(pyfacts):
+    facts = pyfacts(
         """
         import sys, lazypatch
         from lazypatch._hooks import _registry
@@ -354,19 +399,23 @@ def test_uninstall_and_install(pyrun):
         hook = lazypatch.register_hook("target", seen.append)
         lazypatch.uninstall()
         lazypatch.uninstall()
-        print(_registry.finder in sys.meta_path)
+        uninstalled = dict(finder=_registry.finder in sys.meta_path)
         import target
-        print(len(seen), hook.state)
+        uninstalled.update(fired=len(seen), state=hook.state)
         lazypatch.install()
         lazypatch.install()
-        print(_registry.finder in sys.meta_path, sys.meta_path.count(_registry.finder), len(seen))
+        installed = dict(finders=sys.meta_path.count(_registry.finder), fired=len(seen))
         del sys.modules["target"]
         import target
-        print(len(seen))
+        report(uninstalled=uninstalled, installed=installed, reimported=len(seen))
         """,
         files=TARGET,
-    ).stdout
-    assert out.split() == ["False", "0", "pending", "True", "1", "1", "2"]
+    )
+    assert facts == {
+        "uninstalled": {"finder": False, "fired": 0, "state": "pending"},
+        "installed": {"finders": 1, "fired": 1},  # on install: the module imported meanwhile
+        "reimported": 2,
+    }
 
 
 def test_unregister_and_remove_are_idempotent(pyrun):
@@ -393,8 +442,8 @@ def test_unregister_and_remove_are_idempotent(pyrun):
     )
 
 
-def test_hook_removed_while_its_module_executes_does_not_fire(pyrun):
-    out = pyrun(
+def test_hook_removed_while_its_module_executes_does_not_fire(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         seen = []
@@ -402,11 +451,11 @@ def test_hook_removed_while_its_module_executes_does_not_fire(pyrun):
         import builtins
         builtins.HOOK = h
         import remover
-        print(seen, h.state)
+        report(fired=len(seen), state=h.state)
         """,
         files={"remover.py": "import builtins\nbuiltins.HOOK.remove()\n"},
-    ).stdout
-    assert out.strip() == "[] removed"
+    )
+    assert facts == {"fired": 0, "state": "removed"}
 
 
 def test_a_finder_inserted_in_front_keeps_its_place_and_its_modules_hooks_run_late(pyrun):
@@ -445,8 +494,8 @@ def test_a_finder_inserted_in_front_keeps_its_place_and_its_modules_hooks_run_la
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="importlib ignores find_module since 3.12")
-def test_legacy_find_module_loader(pyrun):
-    out = pyrun(
+def test_legacy_find_module_loader(pyfacts):
+    facts = pyfacts(
         """
         import sys, types, warnings, lazypatch
         warnings.simplefilter("ignore")
@@ -464,14 +513,14 @@ def test_legacy_find_module_loader(pyrun):
 
         sys.meta_path.append(Legacy())
         import legacy
-        print(len(seen), seen[0].OK, type(legacy.__loader__).__name__)
+        report(fired=len(seen), ok=seen[0].OK, loader=type(legacy.__loader__).__name__)
         """,
-    ).stdout
-    assert out.split() == ["1", "True", "Legacy"]
+    )
+    assert facts == {"fired": 1, "ok": True, "loader": "Legacy"}
 
 
-def test_status_lists_every_public_hook(pyrun):
-    out = pyrun(
+def test_status_lists_every_public_hook(pyfacts):
+    facts = pyfacts(
         """
         import lazypatch
         def ok(module):
@@ -482,21 +531,52 @@ def test_status_lists_every_public_hook(pyrun):
         lazypatch.register_hook("target", bad)
         lazypatch.register_hook("never.imported", "os:getcwd")
         import target
-        for r in lazypatch.status():
-            assert r.kind == "hook" and r.seconds >= 0.0
-            print(r.name, r.module, r.state, r.reason, r.calls, r.seconds > 0 or r.calls == 0)
+        report(records=[
+            dict(
+                kind=r.kind,
+                name=r.name,
+                module=r.module,
+                state=r.state,
+                reason=r.reason,
+                calls=r.calls,
+                timed=r.seconds > 0 if r.calls else r.seconds == 0.0,
+            )
+            for r in lazypatch.status()
+        ])
         """,
         files=TARGET,
-    ).stdout
-    assert out.splitlines() == [
-        "__main__.ok target fired None 1 True",
-        "__main__.bad target failed KeyError: 'nope' 1 True",
-        "os:getcwd never.imported pending None 0 True",
+    )
+    common = {"kind": "hook", "timed": True}
+    assert facts["records"] == [
+        {
+            **common,
+            "name": "__main__.ok",
+            "module": "target",
+            "state": "fired",
+            "reason": None,
+            "calls": 1,
+        },
+        {
+            **common,
+            "name": "__main__.bad",
+            "module": "target",
+            "state": "failed",
+            "reason": "KeyError: 'nope'",
+            "calls": 1,
+        },
+        {
+            **common,
+            "name": "os:getcwd",
+            "module": "never.imported",
+            "state": "pending",
+            "reason": None,
+            "calls": 0,
+        },
     ]
 
 
-def test_import_lazypatch_and_registering_import_nothing_new(pyrun):
-    out = pyrun(
+def test_import_lazypatch_and_registering_import_nothing_new(pyfacts):
+    facts = pyfacts(
         """
         import json, subprocess, sys
         bare = subprocess.run([sys.executable, "-c", "import sys; print(list(sys.modules))"],
@@ -511,14 +591,14 @@ def test_import_lazypatch_and_registering_import_nothing_new(pyrun):
         after = subprocess.run([sys.executable, "-c", code],
                                capture_output=True, text=True, check=True).stdout
         new = set(eval(after)) - set(eval(bare))
-        print(sorted(m for m in new if not m.startswith("lazypatch") and m != "threading"))
+        report(new=sorted(m for m in new if not m.startswith("lazypatch") and m != "threading"))
         """
-    ).stdout
-    assert out.strip() == "[]"
+    )
+    assert facts == {"new": []}
 
 
-def test_blocked_and_non_module_entries_in_sys_modules(pyrun):
-    out = pyrun(
+def test_blocked_and_non_module_entries_in_sys_modules(pyfacts):
+    facts = pyfacts(
         """
         import sys, lazypatch
         sys.modules["blocked"] = None
@@ -527,21 +607,21 @@ def test_blocked_and_non_module_entries_in_sys_modules(pyrun):
         try:
             import blocked
         except ImportError:
-            print("blocked", fired)
+            blocked = dict(raised=True, fired=list(fired))
 
         class Weird:
             def __getattribute__(self, name):
                 raise RuntimeError("no attributes here")
         sys.modules["weird"] = weird = Weird()
         lazypatch.register_hook("weird", lambda m: fired.append(m is weird))
-        print(fired)
+        report(blocked=blocked, fired=fired)
         """
-    ).stdout
-    assert out.splitlines() == ["blocked []", "[True]"]
+    )
+    assert facts == {"blocked": {"raised": True, "fired": []}, "fired": [True]}
 
 
 def test_a_submodule_is_bound_on_its_package_when_its_hook_runs(pyrun):
-    out = pyrun(
+    pyrun(
         """
         import lazypatch
         seen = []
@@ -550,8 +630,7 @@ def test_a_submodule_is_bound_on_its_package_when_its_hook_runs(pyrun):
             seen.append(pkg.sub is module)
         lazypatch.register_hook("pkg.sub", hook)
         import pkg.sub
-        print(seen)
+        assert seen == [True], seen
         """,
         files=PKG,
-    ).stdout
-    assert out.strip() == "[True]"
+    )
