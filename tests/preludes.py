@@ -42,6 +42,21 @@ def errors():
     ]
 """
 
+# LOG_RECORDS, and at exit (after SystemExit too) on stderr as one line,
+# ``RECORDS=[[level, message, has a traceback], ...]``: stdout stays the application's alone.
+LOG_RECORDS_AT_EXIT = (
+    LOG_RECORDS
+    + """
+import atexit as _atexit, json as _json, sys as _sys
+
+def _dump_records():
+    said = [[r.levelname, r.getMessage(), r.exc_info is not None] for r in logged.records]
+    _sys.stderr.write("RECORDS=" + _json.dumps(said) + "\\n")
+
+_atexit.register(_dump_records)
+"""
+)
+
 # ``report(**facts)``: what the child found, as a line of JSON that ``fresh.facts`` reads back,
 # so that a failing test shows the fact that differs rather than a row of printed words.
 REPORT = """

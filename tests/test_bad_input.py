@@ -12,21 +12,11 @@ Distributions are throwaway ``*.dist-info`` directories on PYTHONPATH.
 import json
 
 import pytest
+from preludes import LOG_RECORDS_AT_EXIT
 from test_discovery import make_dist
 
-# Collects the records of the ``lazypatch`` logger; printed on stderr at exit (after SystemExit
-# too), so that stdout is the application's alone.
-PRELUDE = """
-import atexit as _atexit, json as _json, logging as _logging, sys as _sys
-_RECORDS = []
-
-class _Collect(_logging.Handler):
-    def emit(self, record):
-        _RECORDS.append([record.levelname, record.getMessage(), bool(record.exc_info)])
-
-_logging.getLogger("lazypatch").addHandler(_Collect())
-_atexit.register(lambda: _sys.stderr.write("RECORDS=" + _json.dumps(_RECORDS) + "\\n"))
-"""
+# The records of the ``lazypatch`` logger, written on stderr at exit.
+PRELUDE = LOG_RECORDS_AT_EXIT
 
 LIB = {
     "bi_lib.py": """

@@ -214,10 +214,8 @@ def test_anything_but_a_python_function_fails_cleanly(pyrun):
         patch = lazypatch.wrap("target", "sqrt", tagger("w"), in_place=True)
         import target
         assert patch.state == "failed" and "builtin_function_or_method" in str(patch.error)
-        print("imported")
         """,
     )
-    assert out.stdout.split() == ["imported"]
     assert "cannot patch target:sqrt in place" in out.stderr
 
 

@@ -414,20 +414,23 @@ def test_concurrent_starts_never_read_a_torn_cache(env):
     assert str(env.site) in env.start()["reused"]
 
 
-def test_lazypatch_auto_arms_what_was_installed_since_the_last_start(pyrun, tmp_path):
+def test_lazypatch_auto_arms_what_was_installed_since_the_last_start(pyfacts, tmp_path):
     site = tmp_path / "site"
     make_dist(site, "fake-a", "1.0", hooks("json"))
     settle(site)
     code = """
         import lazypatch.auto, json
         from lazypatch import _discovery
-        print(sorted(e.trigger for e in _discovery.armed_entries() if e.dist.key.startswith("fake")))
+        triggers = sorted(
+            e.trigger for e in _discovery.armed_entries() if e.dist.key.startswith("fake")
+        )
+        report(triggers=triggers)
         """
     env = {"PYTHONPATH": str(site), "LAZYPATCH_CACHE_DIR": str(tmp_path / "cache")}
-    assert pyrun(code, env=env).stdout.split() == ["['json']"]
-    assert pyrun(code, env=env).stdout.split() == ["['json']"]
+    assert pyfacts(code, env=env) == {"triggers": ["json"]}
+    assert pyfacts(code, env=env) == {"triggers": ["json"]}  # from the cache
     make_dist(site, "fake-b", "1.0", hooks("csv"))
-    assert pyrun(code, env=env).stdout.split() == ["['csv',", "'json']"]
+    assert pyfacts(code, env=env) == {"triggers": ["csv", "json"]}
 
 
 def test_an_empty_cache_dir_switches_the_cache_off(pyrun, tmp_path):
@@ -462,12 +465,16 @@ os.makedirs(late)
 with open(os.path.join(late, "METADATA"), "w") as file:
     file.write("Metadata-Version: 2.1\\nName: fake-lib\\nVersion: 2.5\\n")
 import target_mod
-print(Needs().state, Needs().reason)
-print("packaging" in sys.modules, "importlib.metadata" in sys.modules)
+report(
+    state=Needs().state,
+    reason=Needs().reason,
+    packaging="packaging" in sys.modules,
+    importlib_metadata="importlib.metadata" in sys.modules,
+)
 """
 
 
-def test_requirements_are_checked_against_the_scan_packaging_imported_only_then(pyrun, tmp_path):
+def test_requirements_are_checked_against_the_scan_packaging_imported_only_then(pyfacts, tmp_path):
     early, late = tmp_path / "early", tmp_path / "late"
     make_dist(early, "fake-lib", "1.0")
     late.mkdir()
@@ -480,9 +487,14 @@ def test_requirements_are_checked_against_the_scan_packaging_imported_only_then(
         "LAZYPATCH_DISABLED_INSTRUMENTATIONS": "*",
     }
     files = {"target_mod.py": "", "plain_mod.py": ""}
-    lines = pyrun(REQUIREMENT, files=files, env=env).stdout.splitlines()
-    assert lines == ["active None", "True False"]
+    assert pyfacts(REQUIREMENT, files=files, env=env) == {
+        "state": "active",
+        "reason": None,
+        "packaging": True,
+        "importlib_metadata": False,
+    }
     shutil.rmtree(late / "fake_lib-2.5.dist-info")
     env["LATE_SITE"] = str(tmp_path / "elsewhere")
-    lines = pyrun(REQUIREMENT, files=files, env=env).stdout.splitlines()
-    assert lines[0] == "skipped requirement 'fake-lib >= 2' not met: fake-lib 1.0 is installed"
+    facts = pyfacts(REQUIREMENT, files=files, env=env)
+    assert facts["state"] == "skipped", facts
+    assert facts["reason"] == "requirement 'fake-lib >= 2' not met: fake-lib 1.0 is installed"
