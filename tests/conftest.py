@@ -3,10 +3,19 @@
 import os
 
 import pytest
-from fresh import facts, run_python, write_modules
+from fresh import SECONDARY_INTERPRETER, facts, run_python, write_modules
 from preludes import with_report
 
 pytest_plugins = ["pytester"]  # tests/test_testing_plugin.py runs pytest on test files it writes
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SECONDARY_INTERPRETER:
+        return
+    skip = pytest.mark.skip(reason="run on the main interpreter only (LAZYPATCH_TESTS_SECONDARY)")
+    for item in items:
+        if item.get_closest_marker("main_interpreter"):
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Set by CI (.ci/run) for every interpreter but the main one: tests marked ``main_interpreter``
+# are skipped there, and the ordering state machine runs fewer examples.
+SECONDARY_INTERPRETER = os.environ.get("LAZYPATCH_TESTS_SECONDARY") == "1"
+
 
 def run_python(code, *, env=None, cwd=None, timeout=120, check=True, args=(), python=None):
     """Run ``code`` in a fresh interpreter; return the CompletedProcess (text mode).

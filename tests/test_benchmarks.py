@@ -1,6 +1,7 @@
 """Smoke test of the benchmarks: each runs with ``--quick`` and writes a Markdown table.
 
-No timing is asserted: the numbers of a smoke run on a busy machine mean nothing.
+No timing is asserted: the numbers of a smoke run on a busy machine mean nothing. ``make bench``
+runs on the main interpreter only, and so do these.
 """
 
 import subprocess
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.main_interpreter
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 

@@ -24,11 +24,13 @@ that exists.
 """
 
 import ast
+import http.server
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,12 +89,39 @@ def blocks_of(doc: Path) -> list:
     return found
 
 
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """Takes every OTLP/HTTP export and keeps nothing."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+_collector = None
+
+
+def collector_endpoint() -> str:
+    """A loopback OTLP/HTTP endpoint for the blocks, started once. Without a collector to take
+    them, the SDK's default exporters retry each export for seconds before a process exits."""
+    global _collector
+    if _collector is None:
+        _collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+        threading.Thread(target=_collector.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{_collector.server_port}"
+
+
 def clean_environment() -> dict:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("OTEL_", "LAZYPATCH_", "PYTHON"))
     }
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector_endpoint()
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     return env
 

@@ -36,6 +36,7 @@ import sys
 import tempfile
 
 import pytest
+from fresh import SECONDARY_INTERPRETER
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -703,7 +704,7 @@ class Ordering(RuleBasedStateMachine):
 
 
 Ordering.TestCase.settings = settings(
-    max_examples=300,
+    max_examples=100 if SECONDARY_INTERPRETER else 300,
     stateful_step_count=30,
     deadline=None,
     derandomize=True,
