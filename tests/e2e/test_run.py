@@ -1,5 +1,6 @@
 """``lazypatch run`` and activation by PYTHONPATH alone: children, sitecustomize, exit, signals."""
 
+import json
 import os
 import signal
 import subprocess
@@ -92,15 +93,30 @@ sys.app_sitecustomize_ran = getattr(sys, "app_sitecustomize_ran", 0) + 1
 """
 
 CHECK_SITE = """
-import os, sys
+import json, os, sys
 import sitecustomize, applib
-print(sys.app_sitecustomize_ran, sitecustomize.__file__ == os.path.join(sys.argv[1], "sitecustomize.py"))
-print("lazypatch.auto" in sys.modules, os.getcwd() in sys.path or "" in sys.path)
 try:
     import cwdmod
+    cwd_importable = True
 except ImportError:
-    print("cwd not importable")
+    cwd_importable = False
+print(json.dumps({
+    "app sitecustomize runs": sys.app_sitecustomize_ran,
+    "app sitecustomize is the module": (
+        sitecustomize.__file__ == os.path.join(sys.argv[1], "sitecustomize.py")
+    ),
+    "activated": "lazypatch.auto" in sys.modules,
+    "cwd on sys.path": os.getcwd() in sys.path or "" in sys.path,
+    "cwd importable": cwd_importable,
+}))
 """
+EXPECTED_SITE = {
+    "app sitecustomize runs": 1,
+    "app sitecustomize is the module": True,
+    "activated": True,
+    "cwd on sys.path": False,
+    "cwd importable": False,
+}
 
 
 def prepare_site(tmp_path):
@@ -114,15 +130,12 @@ def prepare_site(tmp_path):
     return app_dir, cwd, scripts / "check.py"
 
 
-EXPECTED_SITE = ["1 True", "True False", "cwd not importable"]
-
-
 def test_app_sitecustomize_and_pythonpath_are_kept_and_cwd_is_not_added(cli, tmp_path):
     app_dir, cwd, script = prepare_site(tmp_path)
     proc = cli(
         "run", "python", str(script), str(app_dir), env={"PYTHONPATH": str(app_dir)}, cwd=cwd
     )
-    assert proc.stdout.splitlines() == EXPECTED_SITE
+    assert json.loads(proc.stdout) == EXPECTED_SITE
 
 
 def test_activation_by_environment_alone(cli, tmp_path):
@@ -137,7 +150,7 @@ def test_activation_by_environment_alone(cli, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.stdout.splitlines() == EXPECTED_SITE, proc.stderr
+    assert json.loads(proc.stdout) == EXPECTED_SITE, proc.stderr
 
 
 def test_python_dash_m_package(cli, tmp_path):
@@ -148,14 +161,14 @@ def test_python_dash_m_package(cli, tmp_path):
         textwrap.dedent(
             """
             import sys
-            print("main", __name__, "lazypatch.auto" in sys.modules)
+            assert __name__ == "__main__", __name__
+            assert "lazypatch.auto" in sys.modules, "not activated"
             raise SystemExit(5)
             """
         )
     )
     proc = cli("run", "python", "-m", "mypkg", check=False)
-    assert proc.returncode == 5
-    assert proc.stdout.strip() == "main __main__ True"
+    assert proc.returncode == 5, proc.stderr
 
 
 def test_options_reach_the_sdk(cli):

@@ -1,5 +1,6 @@
 """Across the built-in instrumentations: discovery, laziness, and exact undo."""
 
+import json
 from importlib import import_module
 
 import pytest
@@ -119,9 +120,10 @@ def test_auto_instrumentation_arms_them(pyrun, disabled):
         from lazypatch.instrumentation.sqlite3 import SQLite3Instrumentor
         from lazypatch.instrumentation.urllib import UrllibInstrumentor
         from lazypatch.instrumentation.logging import LoggingInstrumentor
-        for cls in (FlaskInstrumentor, RequestsInstrumentor, SQLite3Instrumentor,
-                    UrllibInstrumentor, LoggingInstrumentor):
-            print(cls().name, cls().state)
+        classes = (FlaskInstrumentor, RequestsInstrumentor, SQLite3Instrumentor,
+                   UrllibInstrumentor, LoggingInstrumentor)
+        import json
+        print(json.dumps({cls().name: cls().state for cls in classes}))
         """
     )
     env = {
@@ -129,6 +131,6 @@ def test_auto_instrumentation_arms_them(pyrun, disabled):
         "OTEL_TRACES_EXPORTER": "none",
         "LAZYPATCH_DISABLED_INSTRUMENTATIONS": disabled,
     }
-    states = dict(line.split() for line in pyrun(code, env=env).stdout.splitlines())
+    states = json.loads(pyrun(code, env=env).stdout.splitlines()[-1])
     off = set(filter(None, disabled.split(",")))
     assert states == {name: "off" if name in off else "active" for name in NAMES}
