@@ -20,7 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
-# The quick loop: no state-machine, thread-stress, end-to-end or instrumentation order matrices.
+# The quick loop: no state machine, thread stress, benchmark smoke runs, end-to-end tests or
+# instrumentation order matrices.
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow" --ignore=tests/e2e --ignore=tests/instrumentation $(PYTEST_ARGS)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.main_interpreter
+pytestmark = [pytest.mark.slow, pytest.mark.main_interpreter]
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
