@@ -3,6 +3,8 @@
 Six calls, each measured in-process so that I/O noise does not swamp microseconds:
 
 - requests: ``Session.get`` through an adapter that answers in memory (no socket);
+- urllib: ``OpenerDirector.open`` of an opener whose HTTP handler answers in memory (no
+  socket);
 - Flask: one request through ``app.wsgi_app`` (routing, view, response, ``close()``);
 - sqlite3: ``cursor.execute("SELECT ?", (1,))`` on an in-memory database;
 - httpx (sync) and httpx (async): ``client.get`` through ``httpx.MockTransport`` (in memory; the
@@ -11,7 +13,7 @@ Six calls, each measured in-process so that I/O noise does not swamp microsecond
   response), no server.
 
 Each is run bare, with lazypatch's instrumentation and with OpenTelemetry's
-(``opentelemetry-instrumentation-requests``, ``-flask``, ``-sqlite3``, ``-httpx``,
+(``opentelemetry-instrumentation-requests``, ``-urllib``, ``-flask``, ``-sqlite3``, ``-httpx``,
 ``-starlette``: the ``bench`` extra; OpenTelemetry's httpx instrumentor patches only the default
 transports, so its ``instrument_client`` is used on the client), under
 the API's no-op tracer, under the SDK with a span processor and an exporter that drops spans, and
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import _common
 
-SCENARIOS = ("requests", "flask", "sqlite3", "httpx_sync", "httpx_async", "starlette")
+SCENARIOS = ("requests", "urllib", "flask", "sqlite3", "httpx_sync", "httpx_async", "starlette")
 # Module of OpenTelemetry's instrumentation that each scenario compares with.
 OTEL_MODULES = {"httpx_sync": "httpx", "httpx_async": "httpx"}
 MODES = ("bare", "lazypatch", "opentelemetry")
@@ -118,6 +120,31 @@ def _requests_call(mode):
     session.trust_env = False  # no proxy variables or .netrc read per call
     session.mount("http://", InMemory())
     return lambda: session.get("http://service.internal/items/1")
+
+
+def _urllib_call(mode):
+    import io
+    import urllib.request
+    from email.message import Message
+    from urllib.response import addinfourl
+
+    if mode == "lazypatch":
+        from lazypatch.instrumentation.urllib import UrllibInstrumentor
+
+        UrllibInstrumentor().instrument()
+    elif mode == "opentelemetry":
+        from opentelemetry.instrumentation.urllib import URLLibInstrumentor
+
+        URLLibInstrumentor().instrument()
+
+    class InMemory(urllib.request.HTTPHandler):
+        def http_open(self, request):
+            response = addinfourl(io.BytesIO(b"ok"), Message(), request.full_url, 200)
+            response.msg = "OK"
+            return response
+
+    opener = urllib.request.build_opener(InMemory())
+    return lambda: opener.open("http://service.internal/items/1").read()
 
 
 def _flask_call(mode):
@@ -274,7 +301,8 @@ def worker(scenario, mode, tracer, seconds):
     print(json.dumps(best * 1e6))
 
 
-def measure(scenario, mode, tracer, seconds):
+def environment(tracer):
+    """The environment of a worker: metrics on (an SDK meter provider) or off."""
     env = dict(os.environ)
     if tracer.endswith("metrics"):
         env.pop("OTEL_METRICS_EXPORTER", None)
@@ -282,12 +310,16 @@ def measure(scenario, mode, tracer, seconds):
         env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http,database"
     else:
         env["OTEL_METRICS_EXPORTER"] = "none"
+    return env
+
+
+def measure(scenario, mode, tracer, seconds):
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", scenario, mode, tracer, str(seconds)],
         capture_output=True,
         text=True,
         check=True,
-        env=env,
+        env=environment(tracer),
     )
     return json.loads(proc.stdout.splitlines()[-1])
 
