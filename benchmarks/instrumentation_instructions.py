@@ -1,10 +1,10 @@
 """Instructions per instrumented call, counted by valgrind's callgrind: steady on a loaded machine.
 
 Runs the calls of ``instrumentation_overhead.py`` (same scenarios, same tracer set-ups, same
-environment) in a child under ``valgrind --tool=callgrind`` twice per cell: 200 warm-up calls,
-then 0 or ``--calls`` more. The difference divided by ``--calls`` is one call's instruction
-count, start-up and first-call work cancelled out. Prints, per scenario and tracer, the count
-bare and the instructions lazypatch and OpenTelemetry add, with their ratio. Not part of
+environment) in a child under ``valgrind --tool=callgrind``: 200 warm-up calls, then ``--calls``
+more inside ``sys.call_tracing``, the only code callgrind counts (``--toggle-collect``), so
+start-up and first-call work are left out. Prints, per scenario and tracer, the instructions of
+one call bare and those lazypatch and OpenTelemetry add, with their ratio. Not part of
 ``make bench`` (it needs valgrind and takes a few minutes).
 
     python benchmarks/instrumentation_instructions.py [--calls N] [--scenarios requests,sqlite3]
@@ -34,23 +34,25 @@ overhead._setup_tracer(tracer)
 call = getattr(overhead, f"_{{scenario}}_call")(mode)
 for _ in range(200):
     call()
-for _ in range(int(calls)):
-    call()
+
+
+def measured(count):
+    for _ in range(count):
+        call()
+
+
+sys.call_tracing(measured, (int(calls),))
 """
 
 
-def instructions(out: Path, scenario: str, mode: str, tracer: str, calls: int) -> int:
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
+def per_call(dump: Path, scenario: str, mode: str, tracer: str, calls: int) -> float:
+    out = dump / f"callgrind.{scenario}.{mode}.{tracer.replace('+', '_')}"
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    command += ["--collect-atstart=no", "--toggle-collect=sys_call_tracing", sys.executable]
     command += ["-c", CHILD.format(here=str(Path(__file__).resolve().parent))]
     command += [scenario, mode, tracer, str(calls)]
     subprocess.run(command, env=overhead.environment(tracer), check=True, capture_output=True)
-    return int(re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)[1])
-
-
-def per_call(dump: Path, cell: tuple, calls: int) -> float:
-    name = ".".join(cell).replace("+", "_")
-    counts = [instructions(dump / f"callgrind.{name}.{n}", *cell, n) for n in (0, calls)]
-    return (counts[1] - counts[0]) / calls
+    return int(re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)[1]) / calls
 
 
 def main(argv) -> int:
@@ -72,7 +74,7 @@ def main(argv) -> int:
         for scenario in args.scenarios:
             for tracer in args.tracers:
                 counts = {
-                    mode: per_call(dump, (scenario, mode, tracer), args.calls)
+                    mode: per_call(dump, scenario, mode, tracer, args.calls)
                     for mode in args.modes
                     if overhead.installed(scenario, mode)
                 }
