@@ -40,18 +40,22 @@ from ._semconv import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+    from opentelemetry.context import Context
     from opentelemetry.propagators.textmap import Setter
-    from opentelemetry.trace import Tracer
+    from opentelemetry.trace import Span, Tracer
 
     from .._patches import Wrapper
-    from ._semconv import Histogram
+    from ._semconv import AttributeDict, Histogram
 
+    Args = Tuple[Any, ...]
+    Kwargs = Dict[str, Any]
     #: ``(method, url, carrier, user agent, args, kwargs)`` of a call to trace.
-    Prepared = Tuple[str, str, Any, Optional[str], Tuple[Any, ...], Dict[str, Any]]
+    Prepared = Tuple[str, str, Any, Optional[str], Args, Kwargs]
     #: ``(status code, http.client version number or None)`` of a response.
     Status = Tuple[int, Optional[int]]
+    Environ = Mapping[str, Any]
 
 # Query parameters whose values are credentials: the semantic conventions' list for url.full
 # (AWSAccessKeyId, Signature, sig, X-Goog-Signature), the other signed-URL schemes' parts, and
@@ -114,13 +118,13 @@ def redact_url(url: str) -> str:
 _STATUS_CLIENT = keys(HTTP_RESPONSE_STATUS_CODE, HTTP_CLIENT_OLD)
 SERVER_STATUS_KEYS = keys(HTTP_RESPONSE_STATUS_CODE, HTTP_SERVER_OLD)
 _VERSION_CLIENT = keys(NETWORK_PROTOCOL_VERSION, HTTP_CLIENT_OLD)
-_VERSIONS = {9: "0.9", 10: "1.0", 11: "1.1", 20: "2", 30: "3"}
+_VERSIONS: "Dict[Optional[int], str]" = {9: "0.9", 10: "1.0", 11: "1.1", 20: "2", 30: "3"}
 
 
-def _url_attributes(url: str) -> tuple:
+def _url_attributes(url: str) -> "Tuple[AttributeDict, AttributeDict]":
     parts = urlsplit(url)
-    span = {URL_FULL: redact_url(url)}
-    metric = {}
+    span: AttributeDict = {URL_FULL: redact_url(url)}
+    metric: AttributeDict = {}
     if parts.hostname:
         span[SERVER_ADDRESS] = span[NETWORK_PEER_ADDRESS] = parts.hostname
         metric[SERVER_ADDRESS] = parts.hostname
@@ -134,10 +138,10 @@ def _url_attributes(url: str) -> tuple:
     return add_old(span, HTTP_CLIENT_OLD), metric
 
 
-_url_cache = {}
+_url_cache: "Dict[str, Tuple[AttributeDict, AttributeDict]]" = {}
 
 
-def url_attributes(url: str) -> tuple:
+def url_attributes(url: str) -> "Tuple[AttributeDict, AttributeDict]":
     """``(span attributes, metric attributes)`` a client request's URL gives (do not mutate):
     ``url.full`` (redacted), ``server.address`` / ``server.port``, ``network.peer.*``, and
     their old names in ``http/dup`` mode.
@@ -154,7 +158,7 @@ def url_attributes(url: str) -> tuple:
     return found
 
 
-def method_attributes(method: str, attributes: dict) -> str:
+def method_attributes(method: str, attributes: "AttributeDict") -> str:
     """Add ``http.request.method`` (and ``_original``) to ``attributes``; return the span name
     prefix: the method, or ``"HTTP"`` for methods the conventions do not know."""
     if method in _KNOWN_METHODS:
@@ -168,7 +172,7 @@ def method_attributes(method: str, attributes: dict) -> str:
 def client_wrapper(
     name: str,
     tracer: "Tracer",
-    prepare: "Callable[[Tuple[Any, ...], Dict[str, Any]], Optional[Prepared]]",
+    prepare: "Callable[[Args, Kwargs], Optional[Prepared]]",
     response_of: "Callable[[Any], Status]",
     status_of_error: "Optional[Callable[[BaseException], Optional[Status]]]" = None,
     setter: "Optional[Setter[Any]]" = None,
@@ -196,7 +200,9 @@ def client_wrapper(
     client = SpanKind.CLIENT
     inject_args = () if setter is None else (setter,)
 
-    def wrapper(wrapped, instance, args, kwargs):
+    def wrapper(
+        wrapped: "Callable[..., Any]", instance: object, args: "Args", kwargs: "Kwargs"
+    ) -> "Any":
         ctx = get_current()
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY):
             return wrapped(*args, **kwargs)
@@ -217,7 +223,10 @@ def client_wrapper(
                 inject(carrier, span_ctx, *inject_args)
                 token = attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, span_ctx))
                 if histogram is not None:
-                    metric = {**url_metric, HTTP_REQUEST_METHOD: attributes[HTTP_REQUEST_METHOD]}
+                    metric: AttributeDict = {
+                        **url_metric,
+                        HTTP_REQUEST_METHOD: attributes[HTTP_REQUEST_METHOD],
+                    }
                     start = perf_counter()
         except Exception:
             abandon(name, span)
@@ -238,8 +247,8 @@ def client_wrapper(
         if histogram is not None:
             elapsed = perf_counter() - start
         try:
-            code, version = response_of(result)
-            version = _VERSIONS.get(version)
+            code, number = response_of(result)
+            version = _VERSIONS.get(number)
             if version is not None:
                 for key in _VERSION_CLIENT:
                     span.set_attribute(key, version)
@@ -258,7 +267,15 @@ def client_wrapper(
     return wrapper
 
 
-def _record_error(name, histogram, elapsed, metric, exc, code, version) -> None:
+def _record_error(
+    name: str,
+    histogram: "Histogram",
+    elapsed: float,
+    metric: "AttributeDict",
+    exc: BaseException,
+    code: "Optional[int]",
+    version: "Optional[str]",
+) -> None:
     try:
         if code is None:
             metric[ERROR_TYPE] = error_type(exc)
@@ -272,7 +289,7 @@ def _record_error(name, histogram, elapsed, metric, exc, code, version) -> None:
         report(name)
 
 
-def abandon(name: str, span) -> None:
+def abandon(name: str, span: "Optional[Span]") -> None:
     """Report the failure being handled; end ``span`` if one was started."""
     report(name)
     if span is not None:
@@ -282,7 +299,9 @@ def abandon(name: str, span) -> None:
             pass
 
 
-def end_with_status(span, code: int, error_from: int, status_keys=_STATUS_CLIENT) -> None:
+def end_with_status(
+    span: "Span", code: int, error_from: int, status_keys: "Tuple[str, ...]" = _STATUS_CLIENT
+) -> None:
     """Record the response status (ERROR from ``error_from`` up) and end ``span``."""
     for key in status_keys:
         span.set_attribute(key, code)
@@ -292,14 +311,21 @@ def end_with_status(span, code: int, error_from: int, status_keys=_STATUS_CLIENT
     span.end()
 
 
-def end_with_exception(name, span, exc, status_of_error=None, error_from=400) -> tuple:
+def end_with_exception(
+    name: str,
+    span: "Span",
+    exc: BaseException,
+    status_of_error: "Optional[Callable[[BaseException], Optional[Status]]]" = None,
+    error_from: int = 400,
+) -> "Tuple[Optional[int], Optional[str]]":
     """Record ``exc`` (and the response it carries, if any) as the client span's error; end it.
 
     ``status_of_error(exc)`` gives ``(status code, http.client version number or None)`` of the
     response ``exc`` carries, or None. Returns that status code and ``network.protocol.version``
     (None each when unknown).
     """
-    code = version = None
+    code: Optional[int] = None
+    version: Optional[str] = None
     try:
         response = status_of_error(exc) if status_of_error is not None else None
         if response is not None:
@@ -316,42 +342,42 @@ def end_with_exception(name, span, exc, status_of_error=None, error_from=400) ->
     return code, version
 
 
-def record_exception(span, exc, kind=None) -> None:
+def record_exception(span: "Span", exc: BaseException, kind: "Optional[str]" = None) -> None:
     """Mark ``span`` failed by ``exc``: event, ERROR status, ``error.type`` (``kind`` if given)."""
     span.record_exception(exc)
     span.set_attribute(ERROR_TYPE, kind or error_type(exc))
     span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
 
 
-class _EnvironGetter(Getter):
+class _EnvironGetter(Getter["Environ"]):
     """Reads propagation headers (``traceparent``...) from a WSGI environ."""
 
-    def __init__(self):
-        self._names = {}
+    def __init__(self) -> None:
+        self._names: Dict[str, str] = {}
 
-    def _environ_name(self, key):
+    def _environ_name(self, key: str) -> str:
         name = self._names.get(key)
         if name is None:
             name = self._names[key] = "HTTP_" + key.upper().replace("-", "_")
         return name
 
-    def get(self, carrier, key):
+    def get(self, carrier: "Environ", key: str) -> "Optional[List[str]]":
         value = carrier.get(self._environ_name(key))
         return None if value is None else [value]
 
-    def keys(self, carrier):
+    def keys(self, carrier: "Environ") -> "List[str]":
         return [name[5:].lower().replace("_", "-") for name in carrier if name.startswith("HTTP_")]
 
 
 environ_getter = _EnvironGetter()
 
 
-def extract(environ):
+def extract(environ: "Environ") -> "Context":
     """The remote context an incoming WSGI request carries (empty if none)."""
     return propagate.extract(environ, getter=environ_getter)
 
 
-def _host_and_port(environ) -> tuple:
+def _host_and_port(environ: "Environ") -> "Tuple[Optional[str], Optional[int]]":
     """``(server.address, server.port)`` of a WSGI request: the Host header, else the server's."""
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST")
@@ -364,14 +390,16 @@ def _host_and_port(environ) -> tuple:
     return environ.get("SERVER_NAME"), int(port) if port and port.isdecimal() else None
 
 
-def server_attributes(environ, method: str, path: str, route) -> tuple:
+def server_attributes(
+    environ: "Environ", method: str, path: str, route: "Optional[str]"
+) -> "Tuple[str, AttributeDict, AttributeDict]":
     """``(span name, span attributes, metric attributes)`` of a server span for a WSGI request.
 
     The metric attributes are those of ``http.server.request.duration``: method, scheme,
     protocol version and route (the status is added at the end of the request).
     """
     scheme = environ.get("wsgi.url_scheme", "http")
-    metric = {URL_SCHEME: scheme}
+    metric: AttributeDict = {URL_SCHEME: scheme}
     prefix = method_attributes(method, metric)
     attributes = {**metric, URL_PATH: path}
     query = environ.get("QUERY_STRING")
@@ -404,7 +432,9 @@ def server_attributes(environ, method: str, path: str, route) -> tuple:
     return (prefix if route is None else f"{prefix} {route}"), attributes, metric
 
 
-def _add_old_server(environ, attributes, path, query) -> None:
+def _add_old_server(
+    environ: "Environ", attributes: "AttributeDict", path: str, query: "Optional[str]"
+) -> None:
     add_old(attributes, HTTP_SERVER_OLD)
     server_name, host, target = HTTP_SERVER_OLD_EXTRA
     if environ.get("SERVER_NAME"):

@@ -54,6 +54,20 @@ from opentelemetry.semconv.metrics.http_metrics import (
 
 from .. import _config
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Tracer, TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+    # (stable name, old name) pairs of one mode.
+    Pairs = Tuple[Tuple[str, str], ...]
+    AttributeDict = Dict[str, AttributeValue]
+    Attributes = TypeVar("Attributes", bound=Dict[str, Any])
+    Record = Callable[[float, Optional[Mapping[str, AttributeValue]]], None]
+
 # Stable database names first appeared outside the incubating module in semantic-conventions
 # 0.50b0, and the database duration histogram later still.
 try:
@@ -164,7 +178,7 @@ def mode(signal: str) -> str:
     return _config.settings().semconv[signal]
 
 
-def _old_pairs(signal: str, pairs: tuple) -> tuple:
+def _old_pairs(signal: str, pairs: "Pairs") -> "Pairs":
     return pairs if mode(signal).endswith("/dup") else ()
 
 
@@ -173,7 +187,7 @@ HTTP_SERVER_OLD = _old_pairs("http", _HTTP_SERVER_OLD)
 DATABASE_OLD = _old_pairs("database", _DATABASE_OLD)
 
 
-def add_old(attributes: dict, pairs: tuple) -> dict:
+def add_old(attributes: "Attributes", pairs: "Pairs") -> "Attributes":
     """Copy each stable attribute of ``pairs`` present in ``attributes`` under its old name."""
     for stable, old in pairs:
         if stable in attributes:
@@ -181,12 +195,12 @@ def add_old(attributes: dict, pairs: tuple) -> dict:
     return attributes
 
 
-def keys(stable: str, pairs: tuple) -> tuple:
+def keys(stable: str, pairs: "Pairs") -> "Tuple[str, ...]":
     """Every name to set the attribute ``stable`` under, given the mode's ``pairs``."""
     return (stable, *(old for name, old in pairs if name == stable))
 
 
-def _metrics_off(meter_provider) -> bool:
+def _metrics_off(meter_provider: "Optional[MeterProvider]") -> bool:
     """``OTEL_METRICS_EXPORTER=none`` or ``OTEL_SDK_DISABLED``, and no meter provider given or
     set by the application (which would have imported ``opentelemetry.metrics`` to set it)."""
     settings = _config.settings()
@@ -210,33 +224,44 @@ class Histogram:
     OpenTelemetry histogram's own method, so look it up at each call (a ``record`` taken before
     the first measurement still works, through one more call)."""
 
-    __slots__ = ("name", "scope", "meter_provider", "record", "_histogram")
+    __slots__ = ("name", "scope", "meter_provider", "record", "_record")
 
-    def __init__(self, name: str, scope: str, meter_provider=None) -> None:
+    record: "Record"
+
+    def __init__(
+        self, name: str, scope: str, meter_provider: "Optional[MeterProvider]" = None
+    ) -> None:
         self.name = name
         self.scope = scope
         self.meter_provider = meter_provider
-        self._histogram = None
+        self._record: Optional[Record] = None
         self.record = self._first_record
 
-    def _first_record(self, amount: float, attributes: dict) -> None:
-        histogram = self._histogram
-        if histogram is None:
+    def _first_record(
+        self, amount: float, attributes: "Optional[Mapping[str, AttributeValue]]"
+    ) -> None:
+        record = self._record
+        if record is None:
             from opentelemetry import metrics
 
             description, buckets = _HISTOGRAMS[self.name]
             meter = metrics.get_meter(self.scope, meter_provider=self.meter_provider)
-            histogram = self._histogram = meter.create_histogram(
+            histogram = meter.create_histogram(
                 self.name,
                 unit="s",
                 description=description,
                 explicit_bucket_boundaries_advisory=buckets,
             )
-            self.record = histogram.record
-        histogram.record(amount, attributes)
+            record = self._record = self.record = histogram.record
+        record(amount, attributes)
 
 
-def signals(scope: str, histogram_name: str, tracer_provider=None, meter_provider=None):
+def signals(
+    scope: str,
+    histogram_name: str,
+    tracer_provider: "Optional[TracerProvider]" = None,
+    meter_provider: "Optional[MeterProvider]" = None,
+) -> "Tuple[Tracer, Optional[Histogram]]":
     """The tracer of instrumentation ``scope`` and its duration histogram ``histogram_name``
     (None when metrics are off): what every HTTP instrumentation builds at its first call."""
     from opentelemetry import trace
@@ -245,7 +270,9 @@ def signals(scope: str, histogram_name: str, tracer_provider=None, meter_provide
     return tracer, duration_histogram(histogram_name, scope, meter_provider)
 
 
-def duration_histogram(name: str, scope: str, meter_provider=None):
+def duration_histogram(
+    name: str, scope: str, meter_provider: "Optional[MeterProvider]" = None
+) -> "Optional[Histogram]":
     """The :class:`Histogram` ``name`` (one of the three duration histograms) of instrumentation
     ``scope``, in seconds with the advised buckets; None when metrics are switched off
     (``OTEL_METRICS_EXPORTER=none``, or ``OTEL_SDK_DISABLED``) and no provider is given or set by
