@@ -71,6 +71,49 @@ def test_exception_recorded_and_reraised_unchanged(instrument, exporter):
     assert event.attributes["exception.message"] == str(info.value)
 
 
+def test_duration_points_per_outcome(instrument):
+    """One duration point per outcome on one URL: status and ``error.type`` as the outcome gives
+    them, an exception's ``error.type`` not carried into the next success, nor a 404's into a
+    200's."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from requests.adapters import BaseAdapter
+
+    class Scripted(BaseAdapter):
+        outcomes = iter(["refused", 200, 404, 200, "refused"])
+
+        def send(self, request, **kwargs):
+            outcome = next(self.outcomes)
+            if outcome == "refused":
+                raise requests.ConnectionError("refused")
+            response = requests.Response()
+            response.status_code = outcome
+            response.request = request
+            return response
+
+        def close(self):
+            pass
+
+    reader = InMemoryMetricReader()
+    instrument(RequestsInstrumentor, meter_provider=MeterProvider(metric_readers=[reader]))
+    session = requests.Session()
+    session.mount("http://", Scripted())
+    for _ in range(5):
+        try:
+            session.get("http://service.internal/items/1")
+        except requests.ConnectionError:
+            pass
+    (metric,) = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+    assert metric.name == "http.client.request.duration"
+    points = {frozenset(point.attributes.items()): point.count for point in metric.data.data_points}
+    base = {"http.request.method": "GET", "server.address": "service.internal", "server.port": 80}
+    assert points == {
+        frozenset({**base, "error.type": "requests.exceptions.ConnectionError"}.items()): 2,
+        frozenset({**base, "http.response.status_code": 200}.items()): 2,
+        frozenset({**base, "http.response.status_code": 404, "error.type": "404"}.items()): 1,
+    }
+
+
 def test_captured_references_existing_sessions_and_subclasses(instrument, exporter, echo_url):
     from requests import get
 
