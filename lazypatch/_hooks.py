@@ -355,8 +355,16 @@ class _Registry(_finder.Listener):
         """Fire each hook that missed the execution of its module while uninstalled.
 
         A module object or a ``__spec__`` (renewed by a reload) other than the one the hook saw
-        last means its module was executed meanwhile.
+        last means its module was executed meanwhile. Every loaded module is recorded as seen
+        before any hook runs: a hook that registers another one (an instrumentor's patches) makes
+        that registration look at its module, which must not fire the hooks of a module this
+        loop has yet to reach.
         """
+        with state.hooks_lock:
+            for name in state.watched:
+                module = self._loaded(name)
+                if module is not _MISSING:
+                    state.seen[name] = (module, _spec_of(module))
         for name in list(state.watched):
             with state.hooks_lock:
                 module = self._loaded(name)

@@ -139,3 +139,37 @@ def test_registration_between_proxy_end_and_importlib_end(pyrun):
         """,
         files=TARGET,
     )
+
+
+# install() fires the hooks that missed an execution while the finder was out, module by module.
+# A hook it fires may register another (here the instrumentor's patches), and a registration looks
+# at its own module for executions unknown to the finder: module 2, not reached yet by install(),
+# looked unknown, and its hook, fired at its registration on that very module, fired again.
+def test_registration_during_install_does_not_refire_a_hook_of_a_later_module():
+    replay(
+        [
+            ("instrumentor", {"on": True}),
+            ("finder", {"out": True}),
+            ("import_all", {}),
+            ("register_hook", {"mod": 2}),
+            ("finder", {"out": False}),
+        ],
+    )
+
+
+def test_registration_during_install_standalone(pyrun):
+    out = pyrun(
+        program(
+            """
+            calls = []
+            lazypatch.register_hook("first", lambda m: lazypatch.register_hook("second", print))
+            lazypatch.uninstall()
+            import first, second
+            lazypatch.register_hook("second", calls.append)
+            lazypatch.install()
+            print(len(calls))
+            """
+        ),
+        files={"first.py": "", "second.py": ""},
+    )
+    assert out.stdout.split()[-1] == "1"
