@@ -12,6 +12,10 @@ import _frozen_importlib_external as _bootstrap_external
 import _thread
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # What each private name gives, and what is lost without it.
 LOST = {
     "importlib._bootstrap._module_locks": (
@@ -70,7 +74,18 @@ default_create_module = getattr(
     getattr(_bootstrap_external, "_LoaderBasics", None), "create_module", None
 )
 
-thread_local = getattr(_thread, "_local", None)
+#: The loader classes a ``FileFinder`` makes one instance of per spec, bound to that one module
+#: name (public in ``importlib.machinery``; taken from here so that it is not imported at start-up).
+file_loaders = tuple(
+    loader
+    for loader in (
+        getattr(_bootstrap_external, name, None)
+        for name in ("SourceFileLoader", "SourcelessFileLoader", "ExtensionFileLoader")
+    )
+    if isinstance(loader, type)
+)
+
+thread_local: "Any" = getattr(_thread, "_local", None)
 
 #: The frame of a caller, to make a call from its line (``instrumentation/_callsite.py``).
 getframe = getattr(sys, "_getframe", None)

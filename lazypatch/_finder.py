@@ -19,10 +19,18 @@ and reported through ``Listener.late``.
 CPython's private names come from ``_cpython``, which also says what to do without them.
 """
 
+from __future__ import annotations
+
 import sys
 from _thread import get_ident
 
 from . import _boundary, _cpython
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any, Dict, Mapping, Optional, Sequence
 
 _LEGACY_FIND_MODULE = sys.version_info < (3, 12)
 
@@ -36,7 +44,7 @@ class Listener:
     def begin(self, name: str) -> None:
         """An execution of module ``name`` starts."""
 
-    def end(self, name: str, module: object, spec=None) -> None:
+    def end(self, name: str, module: object, spec: object = None) -> None:
         """It ended with ``module`` (or ``FAILED``); if ``spec`` is given, ``unwatch(spec)``
         once reporting is over, under the listener's lock."""
 
@@ -57,7 +65,7 @@ def set_listener(listener: Listener) -> None:
     _listener = listener
 
 
-def _finished(name: str, module, spec=None) -> None:
+def _finished(name: str, module: object, spec: object = None) -> None:
     if module is FAILED or "." not in name:
         _listener.end(name, module, spec)
         return
@@ -73,7 +81,7 @@ def _finished(name: str, module, spec=None) -> None:
         raise
 
 
-def _bind_to_parent(name: str, module, unbind: bool = False) -> None:
+def _bind_to_parent(name: str, module: object, unbind: bool = False) -> None:
     """Set a submodule on its package before its hooks run, as importlib does right after.
 
     A hook for ``a.b`` may then use ``import a.b; a.b.x``.
@@ -94,12 +102,14 @@ def _bind_to_parent(name: str, module, unbind: bool = False) -> None:
 class _SpecWatch:
     """Mixin put on an in-flight spec: importlib's final ``_initializing = False`` reports."""
 
+    name: str
+
     @property
-    def _initializing(self):
-        return self.__dict__.get("_initializing", False)
+    def _initializing(self) -> bool:
+        return bool(self.__dict__.get("_initializing", False))
 
     @_initializing.setter
-    def _initializing(self, value):
+    def _initializing(self, value: bool) -> None:
         if value:
             self.__dict__["_initializing"] = True
             _listener.begin(self.name)
@@ -116,10 +126,10 @@ class _SpecWatch:
             raise
 
 
-_watch_classes = {}
+_watch_classes: Dict[type, type] = {}
 
 
-def _swap(spec) -> bool:
+def _swap(spec: Any) -> bool:
     cls = type(spec)
     watch_cls = _watch_classes.get(cls)
     if watch_cls is None:
@@ -132,7 +142,7 @@ def _swap(spec) -> bool:
     return True
 
 
-def watch_spec(spec) -> bool:
+def watch_spec(spec: Any) -> bool:
     """Have importlib's final ``spec._initializing = False`` report the end of this execution.
 
     True if this call armed it while importlib is still executing; False if the spec is
@@ -146,18 +156,18 @@ def watch_spec(spec) -> bool:
     return False
 
 
-def is_watched(spec) -> bool:
+def is_watched(spec: object) -> bool:
     """True if the end of the execution of ``spec`` will be reported by the spec itself."""
     return isinstance(spec, _SpecWatch)
 
 
-def unwatch(spec) -> None:
+def unwatch(spec: Any) -> None:
     spec.__dict__["_initializing"] = False
     if isinstance(spec, _SpecWatch):
         spec.__class__ = type(spec).__mro__[2]
 
 
-def is_initializing(spec) -> bool:
+def is_initializing(spec: object) -> bool:
     """True while importlib is executing the module of ``spec`` for a first import (always
     False if this CPython no longer flags it: then a half-built module counts as imported)."""
     if not _cpython.spec_initializing:
@@ -198,35 +208,92 @@ def wait_for_import(name: str) -> None:
         _cpython.lock_unlock_module(name)
 
 
-def is_proxied(spec) -> bool:
+def is_proxied(spec: object) -> bool:
     """True if the module of ``spec`` has not been executed by its proxy yet."""
     try:
-        return isinstance(getattr(spec, "loader", None), _LoaderProxy)
+        return isinstance(getattr(spec, "loader", None), (_LoaderProxy, _LoaderWatch))
     except Exception:
         return False
 
 
+class _LoaderWatch:
+    """Mixin put on a file loader made for one spec: its ``exec_module`` reports the execution.
+
+    The common case, shaped by callgrind counts: a ``FileFinder`` makes a loader per spec, bound
+    to that one module name, so its class can be switched for the span between ``find_spec`` and
+    execution, instead of standing a proxy in its place (one object less per import, no
+    ``__getattr__`` on importlib's attribute lookups, no loader to give back to the module). The
+    loader gets its own class back before the module body runs. (No ``__slots__``: with them the
+    subclass's layout is not the loader's to CPython, and the class cannot be switched.)
+    """
+
+    if TYPE_CHECKING:
+        _original: type
+        name: str
+
+    def exec_module(self, module: Any) -> None:
+        original = self._original
+        self.__class__ = original
+        name = self.name
+        _listener.begin(name)
+        try:
+            original.exec_module(self, module)  # type: ignore[attr-defined]
+        except BaseException:
+            _listener.end(name, FAILED)
+            raise
+        result = sys.modules.get(name, FAILED)
+        if result is FAILED and not is_initializing(getattr(module, "__spec__", None)):
+            result = module  # executed outside an import (a reload, LazyLoader): report it
+        if "." in name:
+            _finished(name, result)
+        else:
+            _listener.end(name, result)
+
+
+# CPython drops importlib's frames from the traceback of a failing import
+# (remove_importlib_frames in import.c). Compiled under importlib's name, exec_module is dropped
+# with them, so a target's traceback shows no lazypatch frame.
+_LoaderWatch.exec_module.__code__ = _LoaderWatch.exec_module.__code__.replace(
+    co_filename=_cpython.IMPORTLIB_FILENAME
+)
+
+#: The watching subclass of each per-spec loader class.
+_watch_loaders = {
+    cls: type(
+        cls.__name__,
+        (_LoaderWatch, cls),
+        {"__module__": cls.__module__, "_original": cls},
+    )
+    for cls in _cpython.file_loaders
+}
+
+
 class _LoaderProxy:
-    """Stands in for a loader between ``find_spec`` and execution; forwards everything else."""
+    """Stands in for a loader between ``find_spec`` and execution; forwards everything else.
+
+    Made by ``find_spec`` with ``object.__new__`` and its two slots set there: no ``__init__``
+    frame per import.
+    """
 
     __slots__ = ("_loader", "_spec")
 
-    def __init__(self, loader, spec):
-        self._loader = loader
-        self._spec = spec
+    if TYPE_CHECKING:
+        _loader: Any
+        _spec: Any  # a ModuleSpec, or a finder's look-alike
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
 
-    @property
-    def __class__(self):
+    @property  # type: ignore[misc]  # what isinstance() and type checks see
+    def __class__(self) -> type:
         loader = self._loader
         return type(self) if isinstance(loader, type) else type(loader)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return repr(self._loader)
 
-    def _restore(self, module):
+    def _restore(self, module: Any) -> None:
+        """Give the spec, and the module if any, their own loader back."""
         loader = self._loader
         spec = self._spec
         if spec.loader is self:
@@ -234,48 +301,78 @@ class _LoaderProxy:
         if module is None:
             return
         try:
-            if module.__dict__.get("__loader__") is self:
+            namespace = module.__dict__
+            if namespace.get("__loader__") is self:
                 module.__loader__ = loader
-            module_spec = module.__dict__.get("__spec__")
-            if module_spec is not None and module_spec is not spec and module_spec.loader is self:
-                module_spec.loader = loader
+            own = namespace.get("__spec__")
+            if own is not None and own is not spec and own.loader is self:
+                own.loader = loader
         except Exception as exc:
             _boundary.report(exc, lambda exc: f"cannot restore the loader of {spec.name!r}")
 
 
 class _ExecProxy(_LoaderProxy):
+    """For a loader that leaves module creation to importlib (every file loader).
+
+    Its ``create_module`` is that default itself, so importlib calls no code of ours for it.
+    """
+
     __slots__ = ()
 
-    def create_module(self, spec):
-        # Looked up on the loader itself: BuiltinImporter and FrozenImporter are used as classes.
-        loader = self._loader
-        create = getattr(loader, "create_module", None)
-        if create is None:
-            return None
-        default = _cpython.default_create_module
-        if default is not None and getattr(create, "__func__", None) is default:
-            return None
-        spec.loader = loader
-        try:
-            return loader.create_module(spec)
-        finally:
-            spec.loader = self
+    create_module = _cpython.default_create_module
 
-    def exec_module(self, module):
+    def exec_module(self, module: Any) -> None:
+        # One frame for the whole execution: begin, the loader given back, the real execution,
+        # end. _restore and _finished are inlined for top-level modules, the common case.
         spec = self._spec
+        loader = self._loader
         name = spec.name
         _listener.begin(name)
         try:
-            self._restore(module)
-            self._loader.exec_module(module)
+            if spec.loader is self:
+                spec.loader = loader
+            try:
+                namespace = module.__dict__
+                if namespace.get("__loader__") is self:
+                    module.__loader__ = loader
+                own = namespace.get("__spec__")
+                if own is not None and own is not spec and own.loader is self:
+                    own.loader = loader
+            except Exception as exc:
+                _boundary.report(exc, lambda exc: f"cannot restore the loader of {name!r}")
+            loader.exec_module(module)
         except BaseException:
             _listener.end(name, FAILED)
             raise
         result = sys.modules.get(name, FAILED)
         if result is FAILED and not is_initializing(spec):
             result = module  # executed outside an import (a reload, LazyLoader): report it
-        _finished(name, result)
+        if "." in name:
+            _finished(name, result)
+        else:
+            _listener.end(name, result)
 
+
+class _CreatingExecProxy(_ExecProxy):
+    """For a loader with a ``create_module`` of its own (extension modules, built-ins...)."""
+
+    __slots__ = ()
+
+    def create_module(self, spec: Any) -> Any:
+        # Looked up on the loader itself: BuiltinImporter and FrozenImporter are used as classes.
+        loader = self._loader
+        create = getattr(loader, "create_module", None)
+        if create is None:
+            return None
+        spec.loader = loader
+        try:
+            return create(spec)
+        finally:
+            spec.loader = self
+
+
+if _cpython.default_create_module is None:  # reduced mode: every loader is asked to create
+    _ExecProxy.create_module = _CreatingExecProxy.create_module
 
 # CPython drops importlib's frames from the traceback of a failing import
 # (remove_importlib_frames in import.c). Compiled under importlib's name, exec_module is dropped
@@ -290,7 +387,7 @@ class _LegacyProxy(_LoaderProxy):
 
     __slots__ = ()
 
-    def load_module(self, fullname):
+    def load_module(self, fullname: str) -> Any:
         _listener.begin(fullname)
         self._restore(None)
         try:
@@ -303,17 +400,22 @@ class _LegacyProxy(_LoaderProxy):
         return module
 
 
+_new = object.__new__
+
+
 class Finder:
     """The ``sys.meta_path`` entry; the keys of the ``watched`` dict are the names it watches."""
 
-    def __init__(self, watched):
+    __slots__ = ("_watched", "_threads", "_expect", "_newest", "_looked")
+
+    def __init__(self, watched: Mapping[str, object]) -> None:
         self._watched = watched
         self._threads = _cpython.thread_local()
         self._expect = -1  # len(sys.modules) expected at the next call if nothing bypassed us
-        self._newest = None  # newest name of sys.modules at the last look
+        self._newest: Optional[str] = None  # newest name of sys.modules at the last look
         self._looked = 0  # len(sys.modules) at the last look
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<lazypatch finder>"
 
     def install(self) -> None:
@@ -327,33 +429,75 @@ class Finder:
         while self in sys.meta_path:
             sys.meta_path.remove(self)
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Optional[Sequence[str]] = None,
+        target: Optional[ModuleType] = None,
+    ) -> Optional[ModuleSpec]:
         # Every name imported through this finder adds one entry to sys.modules before the next
-        # call; any other count means something else added names: look at them.
+        # call; any other count means something else added names: look at them. One length
+        # comparison is all an unwatched import pays besides the dict lookup.
         count = len(sys.modules)
         if count != self._expect:
             self.catch_up()
         self._expect = count + 1
         if fullname not in self._watched:
             return None
+        # A watched name: the other finders are asked here, inline (one frame per import).
+        threads = self._threads
         try:
-            busy = self._threads.names
+            busy = threads.names
         except AttributeError:
-            busy = self._threads.names = set()
+            busy = threads.names = set()
         if fullname in busy:
             return None
         busy.add(fullname)
+        spec: Optional[ModuleSpec]
         try:
-            spec = self._find_elsewhere(fullname, path, target)
+            for finder in sys.meta_path:
+                if finder is self:
+                    continue
+                find_spec = getattr(finder, "find_spec", None)
+                if find_spec is not None:
+                    spec = find_spec(fullname, path, target)
+                elif _LEGACY_FIND_MODULE and hasattr(finder, "find_module"):
+                    loader = finder.find_module(fullname, path)
+                    spec = None if loader is None else _spec_from_loader(fullname, loader)
+                else:
+                    continue
+                if spec is not None:
+                    break
+            else:
+                return None
         finally:
             busy.discard(fullname)
-        if spec is None:
-            return None
         try:
-            return _proxied(spec)
+            loader = spec.loader
+            watch = _watch_loaders.get(type(loader))
+            if watch is not None:
+                loader.__class__ = watch
+            elif loader is None:
+                # A namespace package before 3.11: importlib supplies the loader itself, so the
+                # spec reports instead, from its _initializing flag.
+                if spec.submodule_search_locations is not None:
+                    _swap(spec)
+            elif not isinstance(loader, (_LoaderProxy, _LoaderWatch)):
+                if hasattr(loader, "exec_module"):
+                    create = getattr(loader, "create_module", None)
+                    default = getattr(create, "__func__", None) is _cpython.default_create_module
+                    kind = _ExecProxy if default and create is not None else _CreatingExecProxy
+                    proxy: _LoaderProxy = _new(kind)
+                elif hasattr(loader, "load_module"):
+                    proxy = _new(_LegacyProxy)
+                else:
+                    return spec
+                proxy._loader = loader
+                proxy._spec = spec
+                spec.loader = proxy  # type: ignore[assignment]  # a stand-in for the loader
         except Exception as exc:
             _boundary.report(exc, lambda exc: _listener.failed(fullname, exc))
-            return spec
+        return spec
 
     def mark(self) -> None:
         """Take the current ``sys.modules`` as seen."""
@@ -389,41 +533,9 @@ class Finder:
         for name in reversed(found):
             _listener.late(name)
 
-    def _find_elsewhere(self, fullname, path, target):
-        for finder in sys.meta_path:
-            if finder is self:
-                continue
-            find_spec = getattr(finder, "find_spec", None)
-            if find_spec is not None:
-                spec = find_spec(fullname, path, target)
-            elif _LEGACY_FIND_MODULE and hasattr(finder, "find_module"):
-                loader = finder.find_module(fullname, path)
-                spec = None if loader is None else _spec_from_loader(fullname, loader)
-            else:
-                continue
-            if spec is not None:
-                return spec
-        return None
 
-
-def _spec_from_loader(fullname, loader):
+def _spec_from_loader(fullname: str, loader: Any) -> Optional[ModuleSpec]:
     from importlib.util import spec_from_loader
 
-    return spec_from_loader(fullname, loader)
-
-
-def _proxied(spec):
-    loader = spec.loader
-    if loader is None:
-        # A namespace package before 3.11: importlib supplies the loader itself, so the spec
-        # reports instead, from its _initializing flag.
-        if spec.submodule_search_locations is not None:
-            _swap(spec)
-        return spec
-    if isinstance(loader, _LoaderProxy):
-        return spec
-    if hasattr(loader, "exec_module"):
-        spec.loader = _ExecProxy(loader, spec)
-    elif hasattr(loader, "load_module"):
-        spec.loader = _LegacyProxy(loader, spec)
+    spec: Optional[ModuleSpec] = spec_from_loader(fullname, loader)
     return spec

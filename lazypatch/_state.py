@@ -37,6 +37,7 @@ class ProcessState:
         "depth",
         "gens",
         "seen",
+        "registrations",
         "offline",
         "auto_installed",
         "patches_lock",
@@ -70,6 +71,8 @@ class ProcessState:
         self.seen: Dict[str, Tuple[object, object]] = {}  # watched module -> (module, spec) its
         # hooks last saw executed: tells a module resolved by a finder in front (run late), and
         # one whose end has been reported while importlib finishes its import (not twice)
+        self.registrations = 0  # hooks ever registered: an executing module's end asks whether
+        # one came while its hooks ran
         self.offline = False  # uninstalled: hooks remember what they saw, for install()
         self.auto_installed = False  # the finder was installed (or uninstalled) once already
         # Patches (patches_lock).

@@ -155,10 +155,11 @@ def test_a_failure_of_the_finder_itself_is_logged_and_recorded(pyrun):
         + """
 from lazypatch import _finder
 
-def broken(spec):
-    raise RuntimeError("finder bug")
+class Broken(dict):
+    def get(self, key, default=None):
+        raise RuntimeError("finder bug")
 
-_finder._proxied = broken
+_finder._watch_loaders = Broken()  # looked up for each watched module's loader
 seen = []
 h = lazypatch.register_hook("target", seen.append)
 import target
@@ -180,10 +181,11 @@ def test_a_failure_of_the_finder_propagates_under_strict(pyrun):
 import lazypatch
 from lazypatch import _finder
 
-def broken(spec):
-    raise RuntimeError("finder bug")
+class Broken(dict):
+    def get(self, key, default=None):
+        raise RuntimeError("finder bug")
 
-_finder._proxied = broken
+_finder._watch_loaders = Broken()  # looked up for each watched module's loader
 lazypatch.register_hook("target", print)
 try:
     import target

@@ -120,7 +120,7 @@ def test_registration_between_proxy_end_and_importlib_end(pyrun):
         late = []
 
         def tracer(frame, event, arg):
-            if frame.f_code is not _finder._ExecProxy.exec_module.__code__:
+            if frame.f_code is not _finder._LoaderWatch.exec_module.__code__:
                 return None
 
             def local(frame, event, arg):
