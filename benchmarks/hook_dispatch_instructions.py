@@ -1,10 +1,11 @@
 """Instructions per hooked import, counted by valgrind's callgrind: steady on a loaded machine.
 
 The child of ``hook_dispatch.py`` runs under ``valgrind --tool=callgrind`` twice per variant, with
-its hooks registered on all 100 generated modules: importing none of them, then all of them. The
-difference divided by 100 is what one import costs in that variant, start-up and registration
-cancelled out; each variant is then compared with bare. Not part of ``make bench`` (it needs
-valgrind and takes a few minutes).
+its hooks registered on all 100 generated modules ("hooked"; "unhooked": on one module never
+imported, so the finder is in the path of every import but watches none of these): importing
+none of them, then all of them. The difference divided by 100 is what one import costs in that
+variant, start-up and registration cancelled out; each variant is then compared with bare. Not
+part of ``make bench`` (it needs valgrind and takes a few minutes).
 
 Run: ``python benchmarks/hook_dispatch_instructions.py``.
 """
@@ -22,7 +23,9 @@ from hook_dispatch import CHILD, MODULE
 COUNT = 100
 VARIANTS = {
     "bare": ("none", "unhooked"),
+    "lazypatch, unhooked": ("lazypatch", "unhooked"),
     "lazypatch, hooked": ("lazypatch", "hooked"),
+    "wrapt, unhooked": ("wrapt", "unhooked"),
     "wrapt, hooked": ("wrapt", "hooked"),
 }
 
@@ -32,7 +35,9 @@ def instructions(tmp: Path, library: str, hooked: str, imported: int) -> int:
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
     command += ["-I", f"-Xpycache_prefix={tmp / 'pycache'}", "-c", CHILD]
     command += [library, hooked, str(tmp), str(COUNT), str(imported)]
-    env = {"SETUPTOOLS_USE_DISTUTILS": "stdlib", "PATH": "/usr/bin:/bin"}
+    # A fixed hash seed: with randomized hashing, dict layouts and so the counts vary by a few
+    # thousand instructions per import from one run to the next.
+    env = {"SETUPTOOLS_USE_DISTUTILS": "stdlib", "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"}
     subprocess.run(command, env=env, check=True, capture_output=True)
     return int(re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)[1])
 

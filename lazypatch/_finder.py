@@ -1,9 +1,11 @@
-"""The ``sys.meta_path`` finder and its loader proxy: the only code touching import machinery.
+"""The ``sys.meta_path`` finder and its loader watch: the only code touching import machinery.
 
 The finder watches a set of module names (a dict owned by the hook registry). For any other
 name ``find_spec`` is a dict lookup and ``return None``. For a watched name it asks the other
-finders itself and wraps the loader of the spec it gets; the proxy reports to a listener when the
-module's execution begins and ends, then leaves the module with its original loader.
+finders itself and watches the loader of the spec it gets: a file loader made for that one spec
+has its class switched for the span of the import, any other loader is wrapped in a proxy. Either
+reports to a listener when the module's execution begins and ends, and leaves the module with its
+original loader.
 
 A module that is already executing when it becomes watched (a hook registered from its own
 body, from a circular import, from another thread) cannot be proxied any more. Its end is
