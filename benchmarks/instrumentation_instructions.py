@@ -7,16 +7,16 @@ start-up and first-call work are left out. Prints, per scenario and tracer, the 
 one call bare and those lazypatch and OpenTelemetry add, with their ratio. Not part of
 ``make bench`` (it needs valgrind and takes a few minutes).
 
-For requests and sqlite3 it also counts their *floor* with the SDK: the OpenTelemetry API and
-SDK calls that lazypatch's instrumentation makes per call, with the same attributes, and nothing
-else (span started and ended, context made current, ``traceparent`` injected, one histogram
+For requests, urllib and sqlite3 it also counts their *floor* with the SDK: the OpenTelemetry
+API and SDK calls that lazypatch's instrumentation makes per call, with the same attributes, and
+nothing else (span started and ended, context made current, ``traceparent`` injected, one histogram
 record). No instrumentation that records what lazypatch records costs less than that, so the
 floor over OpenTelemetry's added count is the lowest ratio reachable.
 
     python benchmarks/instrumentation_instructions.py [--calls N] [--scenarios requests,sqlite3]
         [--tracers sdk,sdk+metrics] [--modes bare,lazypatch,floor] [--dump DIR]
 
-``--dump DIR`` keeps each run's callgrind output there (``callgrind.SCENARIO.MODE.TRACER.N``),
+``--dump DIR`` keeps each run's callgrind output there (``callgrind.SCENARIO.MODE.TRACER``),
 for ``callgrind_annotate --inclusive=yes``.
 """
 
@@ -63,18 +63,18 @@ def _histogram(setup, name):
     return _semconv.duration_histogram(name, "floor")
 
 
-def _requests_floor(setup):
-    """What lazypatch's requests wrapper asks of OpenTelemetry per call, and nothing else."""
+def _client_floor(setup, agent):
+    """What lazypatch's HTTP client wrapper asks of OpenTelemetry per call, and nothing else."""
     from opentelemetry import context, propagate, trace
     from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY as suppress
-    from requests.utils import default_user_agent
 
     from lazypatch.instrumentation import _http, _semconv
 
     url_span, metric = _http.url_attributes("http://service.internal/items/1")
     attributes = dict(url_span)
     _http.method_attributes("GET", attributes)
-    attributes[_semconv.USER_AGENT_ORIGINAL] = default_user_agent()
+    if agent:
+        attributes[_semconv.USER_AGENT_ORIGINAL] = agent
     metric = {
         **metric,
         _semconv.HTTP_REQUEST_METHOD: "GET",
@@ -96,6 +96,16 @@ def _requests_floor(setup):
             histogram.record(0.0001, metric)
 
     return call
+
+
+def _requests_floor(setup):
+    from requests.utils import default_user_agent
+
+    return _client_floor(setup, default_user_agent())
+
+
+def _urllib_floor(setup):
+    return _client_floor(setup, None)  # an opener sends its User-Agent below open()
 
 
 def _sqlite3_floor(setup):
@@ -125,7 +135,7 @@ def _sqlite3_floor(setup):
     return call
 
 
-FLOORS = ("requests", "sqlite3")
+FLOORS = ("requests", "urllib", "sqlite3")
 
 
 def per_call(dump: Path, scenario: str, mode: str, tracer: str, calls: int) -> float:
