@@ -144,7 +144,9 @@ def per_call(dump: Path, scenario: str, mode: str, tracer: str, calls: int) -> f
     command += ["--collect-atstart=no", "--toggle-collect=sys_call_tracing", sys.executable]
     command += ["-c", CHILD.format(here=str(Path(__file__).resolve().parent))]
     command += [scenario, mode, tracer, str(calls)]
-    subprocess.run(command, env=overhead.environment(tracer), check=True, capture_output=True)
+    # A fixed hash seed: randomised hashing moves a count by a few thousand between runs.
+    env = {**overhead.environment(tracer), "PYTHONHASHSEED": "0"}
+    subprocess.run(command, env=env, check=True, capture_output=True)
     return int(re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)[1]) / calls
 
 
