@@ -216,18 +216,30 @@ def unmet(requirements: "Collection[str]") -> "Optional[str]":
     """Why the first unmet requirement is unmet, or None when all are met.
 
     The installed version comes from lazypatch's scan of installed distributions (the one reader
-    of metadata); ``packaging`` is imported only here, when a requirement is checked. A
+    of metadata). Plain comparisons with final releases are decided by
+    :mod:`lazypatch._requirements`; ``packaging`` is imported only for the others. A
     pre-release satisfies a specifier when it lies inside its range: an installed version is
     checked as it is, as ``pip check`` does (packaging's default excludes pre-releases only when
     choosing what to install).
     """
     if not requirements:
         return None
-    from packaging.requirements import Requirement
-
-    from . import _metadata
+    from . import _metadata, _requirements
 
     for text in requirements:
+        simple = _requirements.parse(text)
+        if simple is not None:
+            name, clauses = simple
+            found = _metadata.version(name)
+            if found is None:
+                return f"requirement {text!r} not met: {name} is not installed"
+            installed = _requirements.release(found)
+            if installed is not None:
+                if not _requirements.satisfied(clauses, installed):
+                    return f"requirement {text!r} not met: {name} {found} is installed"
+                continue
+        from packaging.requirements import Requirement
+
         requirement = Requirement(text)
         if requirement.marker is not None and not requirement.marker.evaluate():
             continue

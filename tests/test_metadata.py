@@ -455,6 +455,10 @@ class Needs(lazypatch.Instrumentor):
 class NeedsNothing(lazypatch.Instrumentor):
     targets = ("plain_mod",)
 
+class NeedsCompatible(lazypatch.Instrumentor):  # ~= is left to packaging
+    targets = ("other_mod",)
+    requirements = ("fake-lib ~= 2.0",)
+
 Needs().instrument()
 NeedsNothing().instrument()
 import plain_mod
@@ -465,16 +469,24 @@ os.makedirs(late)
 with open(os.path.join(late, "METADATA"), "w") as file:
     file.write("Metadata-Version: 2.1\\nName: fake-lib\\nVersion: 2.5\\n")
 import target_mod
-report(
+facts = dict(
     state=Needs().state,
     reason=Needs().reason,
     packaging="packaging" in sys.modules,
     importlib_metadata="importlib.metadata" in sys.modules,
 )
+NeedsCompatible().instrument()
+import other_mod
+report(
+    **facts,
+    compatible=NeedsCompatible().state,
+    packaging_then="packaging" in sys.modules,
+    importlib_metadata_then="importlib.metadata" in sys.modules,
+)
 """
 
 
-def test_requirements_are_checked_against_the_scan_packaging_imported_only_then(pyfacts, tmp_path):
+def test_requirements_are_checked_against_the_scan_packaging_only_where_needed(pyfacts, tmp_path):
     early, late = tmp_path / "early", tmp_path / "late"
     make_dist(early, "fake-lib", "1.0")
     late.mkdir()
@@ -486,15 +498,19 @@ def test_requirements_are_checked_against_the_scan_packaging_imported_only_then(
         # packaging imports logging: its instrumentation's own imports are not the point here
         "LAZYPATCH_DISABLED_INSTRUMENTATIONS": "*",
     }
-    files = {"target_mod.py": "", "plain_mod.py": ""}
+    files = {"target_mod.py": "", "plain_mod.py": "", "other_mod.py": ""}
     assert pyfacts(REQUIREMENT, files=files, env=env) == {
         "state": "active",
         "reason": None,
-        "packaging": True,
+        "packaging": False,
         "importlib_metadata": False,
+        "compatible": "active",
+        "packaging_then": True,
+        "importlib_metadata_then": False,
     }
     shutil.rmtree(late / "fake_lib-2.5.dist-info")
     env["LATE_SITE"] = str(tmp_path / "elsewhere")
     facts = pyfacts(REQUIREMENT, files=files, env=env)
     assert facts["state"] == "skipped", facts
     assert facts["reason"] == "requirement 'fake-lib >= 2' not met: fake-lib 1.0 is installed"
+    assert facts["compatible"] == "skipped", facts

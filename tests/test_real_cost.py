@@ -46,6 +46,21 @@ def test_auto_and_common_imports_load_nothing_the_bare_imports_do_not():
     assert {"logging": "active", "sqlite3": "active"}.items() <= json.loads(states).items(), states
 
 
+def test_instrumenting_flask_and_requests_loads_only_lazypatch():
+    """Their requirements (``flask >= 2.3``...) are checked without packaging. OpenTelemetry's
+    instrumentation packages, which bring imports of their own, are left out."""
+    code = "import flask, requests\n"
+    bare = modules_after(code)
+    armed = modules_after(
+        "import lazypatch.auto\n" + code + "import lazypatch\n"
+        "assert {r.name: r.state for r in lazypatch.status() if r.kind == 'instrumentor'}"
+        "['flask'] == 'active'\n",
+        LAZYPATCH_OTEL_INSTRUMENTORS="0",
+    )
+    assert "lazypatch.instrumentation.requests" in armed
+    assert not_lazypatch(armed - bare) == []
+
+
 FIRST_SPAN = """
 import sys, sqlite3, logging
 connection = sqlite3.connect(":memory:")
