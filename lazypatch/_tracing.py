@@ -146,18 +146,12 @@ def resource() -> "Resource":
     """The SDK's resource from the environment, with the distro's ``telemetry.distro.name`` and
     ``telemetry.distro.version`` (which ``OTEL_RESOURCE_ATTRIBUTES`` may still override)."""
     if state.resource is None:
-        from importlib.metadata import PackageNotFoundError, version
-
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.semconv._incubating.attributes.telemetry_attributes import (
-            TELEMETRY_DISTRO_NAME,
-            TELEMETRY_DISTRO_VERSION,
-        )
 
-        try:
-            distro_version = version(DISTRO_NAME)
-        except PackageNotFoundError:
-            distro_version = "unknown"
+        from . import _metadata
+        from .instrumentation._semconv import TELEMETRY_DISTRO_NAME, TELEMETRY_DISTRO_VERSION
+
+        distro_version = _metadata.version(DISTRO_NAME) or "unknown"
         distro = Resource(
             {TELEMETRY_DISTRO_NAME: DISTRO_NAME, TELEMETRY_DISTRO_VERSION: distro_version}
         )

@@ -1,6 +1,7 @@
 """Tracing: the SDK is set up at the first span, from the environment, and never over the app's."""
 
 import json
+from importlib.metadata import version
 
 FIRST_SPAN = """
 import sys, threading
@@ -45,6 +46,8 @@ def test_sdk_is_set_up_at_the_first_span_and_flushed_at_exit(pyrun):
     assert span["name"] == "first"
     assert span["resource"]["attributes"]["service.name"] == "shop"
     assert span["resource"]["attributes"]["team"] == "payments"
+    assert span["resource"]["attributes"]["telemetry.distro.name"] == "lazypatch"
+    assert span["resource"]["attributes"]["telemetry.distro.version"] == version("lazypatch")
 
 
 def test_nothing_is_set_up_without_a_span(pyrun):

@@ -3,11 +3,10 @@
 Every mode emits the stable names (``http.request.method``, ``url.full``, ``db.query.text``...).
 ``http/dup`` and ``database/dup`` add the names OpenTelemetry's own instrumentations emit by
 default (``http.method``, ``http.url``, ``db.statement``...), so that dashboards built on either
-keep working. The names come from ``opentelemetry-semantic-conventions``; the mode from
-:func:`lazypatch._config.settings`, read once per process.
+keep working. The names are those of ``opentelemetry-semantic-conventions`` (written out, see
+below); the mode comes from :func:`lazypatch._config.settings`, read once per process.
 
-For an instrumentation (imported from ``_instrument``: the semantic-conventions package is not
-something startup pays for):
+For an instrumentation:
 
 - build a span's attributes with the stable names (the constants below), then call
   :func:`add_old` with ``HTTP_CLIENT_OLD``, ``HTTP_SERVER_OLD`` or ``DATABASE_OLD``: the
@@ -21,36 +20,6 @@ something startup pays for):
 """
 
 import sys
-
-from opentelemetry.semconv._incubating.attributes import db_attributes as _old_db
-from opentelemetry.semconv._incubating.attributes import http_attributes as _old_http
-from opentelemetry.semconv._incubating.attributes import net_attributes as _old_net
-from opentelemetry.semconv._incubating.attributes.db_attributes import DbSystemNameValues
-from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.http_attributes import (
-    HTTP_REQUEST_METHOD,
-    HTTP_REQUEST_METHOD_ORIGINAL,
-    HTTP_RESPONSE_STATUS_CODE,
-    HTTP_ROUTE,
-)
-from opentelemetry.semconv.attributes.network_attributes import (
-    NETWORK_PEER_ADDRESS,
-    NETWORK_PEER_PORT,
-    NETWORK_PROTOCOL_VERSION,
-)
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.semconv.attributes.url_attributes import (
-    URL_FULL,
-    URL_PATH,
-    URL_QUERY,
-    URL_SCHEME,
-)
-from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
-from opentelemetry.semconv.metrics.http_metrics import (
-    HTTP_CLIENT_REQUEST_DURATION,
-    HTTP_SERVER_REQUEST_DURATION,
-)
 
 from .. import _config
 
@@ -68,26 +37,59 @@ if TYPE_CHECKING:
     Attributes = TypeVar("Attributes", bound=Dict[str, Any])
     Record = Callable[[float, Optional[Mapping[str, AttributeValue]]], None]
 
-# Stable database names first appeared outside the incubating module in semantic-conventions
-# 0.50b0, and the database duration histogram later still.
-try:
-    from opentelemetry.semconv.attributes.db_attributes import (
-        DB_NAMESPACE,
-        DB_OPERATION_NAME,
-        DB_QUERY_TEXT,
-        DB_SYSTEM_NAME,
-    )
-except ImportError:  # pragma: no cover - semantic-conventions < 0.50b0
-    from opentelemetry.semconv._incubating.attributes.db_attributes import (
-        DB_NAMESPACE,
-        DB_OPERATION_NAME,
-        DB_QUERY_TEXT,
-        DB_SYSTEM_NAME,
-    )
-try:
-    from opentelemetry.semconv.metrics.db_metrics import DB_CLIENT_OPERATION_DURATION
-except ImportError:  # pragma: no cover - older semantic-conventions
-    from opentelemetry.semconv._incubating.metrics.db_metrics import DB_CLIENT_OPERATION_DURATION
+# The semantic conventions' strings, written out rather than imported from
+# ``opentelemetry-semantic-conventions``: its modules cost about 9 ms at the first span, nearly
+# all of it building enums of values that lazypatch does not use. tests/test_semconv.py holds
+# each one to that package's constant of the same name.
+CLIENT_ADDRESS = "client.address"
+CLIENT_PORT = "client.port"
+DB_NAMESPACE = "db.namespace"
+DB_OPERATION_NAME = "db.operation.name"
+DB_QUERY_TEXT = "db.query.text"
+DB_SYSTEM_NAME = "db.system.name"
+ERROR_TYPE = "error.type"
+HTTP_REQUEST_METHOD = "http.request.method"
+HTTP_REQUEST_METHOD_ORIGINAL = "http.request.method_original"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+HTTP_ROUTE = "http.route"
+NETWORK_PEER_ADDRESS = "network.peer.address"
+NETWORK_PEER_PORT = "network.peer.port"
+NETWORK_PROTOCOL_VERSION = "network.protocol.version"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+URL_FULL = "url.full"
+URL_PATH = "url.path"
+URL_QUERY = "url.query"
+URL_SCHEME = "url.scheme"
+USER_AGENT_ORIGINAL = "user_agent.original"
+SQLITE = "sqlite"  # the value of db.system.name for SQLite
+SERVICE_NAME = "service.name"
+TELEMETRY_DISTRO_NAME = "telemetry.distro.name"
+TELEMETRY_DISTRO_VERSION = "telemetry.distro.version"
+
+HTTP_CLIENT_REQUEST_DURATION = "http.client.request.duration"
+HTTP_SERVER_REQUEST_DURATION = "http.server.request.duration"
+DB_CLIENT_OPERATION_DURATION = "db.client.operation.duration"
+
+# The deprecated names that OpenTelemetry's instrumentations still emit by default.
+OLD_DB_NAME = "db.name"
+OLD_DB_OPERATION = "db.operation"
+OLD_DB_STATEMENT = "db.statement"
+OLD_DB_SYSTEM = "db.system"
+OLD_HTTP_FLAVOR = "http.flavor"
+OLD_HTTP_HOST = "http.host"
+OLD_HTTP_METHOD = "http.method"
+OLD_HTTP_SCHEME = "http.scheme"
+OLD_HTTP_SERVER_NAME = "http.server_name"
+OLD_HTTP_STATUS_CODE = "http.status_code"
+OLD_HTTP_TARGET = "http.target"
+OLD_HTTP_URL = "http.url"
+OLD_HTTP_USER_AGENT = "http.user_agent"
+OLD_NET_HOST_NAME = "net.host.name"
+OLD_NET_HOST_PORT = "net.host.port"
+OLD_NET_PEER_IP = "net.peer.ip"
+OLD_NET_PEER_NAME = "net.peer.name"
+OLD_NET_PEER_PORT = "net.peer.port"
 
 __all__ = [
     "CLIENT_ADDRESS",
@@ -127,40 +129,38 @@ __all__ = [
     "mode",
 ]
 
-SQLITE = DbSystemNameValues.SQLITE.value
-
 _HTTP_COMMON_OLD = (
-    (HTTP_REQUEST_METHOD, _old_http.HTTP_METHOD),
-    (HTTP_RESPONSE_STATUS_CODE, _old_http.HTTP_STATUS_CODE),
-    (NETWORK_PROTOCOL_VERSION, _old_http.HTTP_FLAVOR),
-    (USER_AGENT_ORIGINAL, _old_http.HTTP_USER_AGENT),
+    (HTTP_REQUEST_METHOD, OLD_HTTP_METHOD),
+    (HTTP_RESPONSE_STATUS_CODE, OLD_HTTP_STATUS_CODE),
+    (NETWORK_PROTOCOL_VERSION, OLD_HTTP_FLAVOR),
+    (USER_AGENT_ORIGINAL, OLD_HTTP_USER_AGENT),
 )
 _HTTP_CLIENT_OLD = (
     *_HTTP_COMMON_OLD,
-    (URL_FULL, _old_http.HTTP_URL),
-    (SERVER_ADDRESS, _old_net.NET_PEER_NAME),
-    (SERVER_ADDRESS, _old_http.HTTP_HOST),
-    (SERVER_PORT, _old_net.NET_PEER_PORT),
+    (URL_FULL, OLD_HTTP_URL),
+    (SERVER_ADDRESS, OLD_NET_PEER_NAME),
+    (SERVER_ADDRESS, OLD_HTTP_HOST),
+    (SERVER_PORT, OLD_NET_PEER_PORT),
 )
 _HTTP_SERVER_OLD = (
     *_HTTP_COMMON_OLD,
-    (URL_SCHEME, _old_http.HTTP_SCHEME),
-    (SERVER_ADDRESS, _old_net.NET_HOST_NAME),
-    (SERVER_PORT, _old_net.NET_HOST_PORT),
-    (CLIENT_ADDRESS, _old_net.NET_PEER_IP),
-    (CLIENT_PORT, _old_net.NET_PEER_PORT),
+    (URL_SCHEME, OLD_HTTP_SCHEME),
+    (SERVER_ADDRESS, OLD_NET_HOST_NAME),
+    (SERVER_PORT, OLD_NET_HOST_PORT),
+    (CLIENT_ADDRESS, OLD_NET_PEER_IP),
+    (CLIENT_PORT, OLD_NET_PEER_PORT),
 )
 _DATABASE_OLD = (
-    (DB_SYSTEM_NAME, _old_db.DB_SYSTEM),
-    (DB_NAMESPACE, _old_db.DB_NAME),
-    (DB_OPERATION_NAME, _old_db.DB_OPERATION),
-    (DB_QUERY_TEXT, _old_db.DB_STATEMENT),
+    (DB_SYSTEM_NAME, OLD_DB_SYSTEM),
+    (DB_NAMESPACE, OLD_DB_NAME),
+    (DB_OPERATION_NAME, OLD_DB_OPERATION),
+    (DB_QUERY_TEXT, OLD_DB_STATEMENT),
 )
 
 # Old server names that no stable attribute holds as such: the WSGI server's name, the Host
 # header as sent, and the request target (path and query), which the server instrumentation
 # fills in when HTTP_SERVER_OLD is not empty.
-HTTP_SERVER_OLD_EXTRA = (_old_http.HTTP_SERVER_NAME, _old_http.HTTP_HOST, _old_http.HTTP_TARGET)
+HTTP_SERVER_OLD_EXTRA = (OLD_HTTP_SERVER_NAME, OLD_HTTP_HOST, OLD_HTTP_TARGET)
 
 # The buckets the semantic conventions advise for these histograms (seconds).
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)

@@ -42,7 +42,7 @@ def _record_wrapper(provider: "Optional[TracerProvider]") -> "Wrapper":
         # global provider may not be set yet; only an SDK provider has a resource.
         nonlocal service
         if service is None:
-            from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
+            from ._semconv import SERVICE_NAME
 
             trace = modules[_TRACE_MODULE]
             resource = getattr(provider or trace.get_tracer_provider(), "resource", None)

@@ -242,8 +242,6 @@ def _traced(tracer: Tracer, histogram: Optional[Histogram]) -> Traced:
     def _add_old(
         scope: Scope, attributes: Metric, host: Optional[bytes], query: Optional[bytes]
     ) -> None:
-        from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
-
         _semconv.add_old(attributes, old_names)
         server_name, host_key, target = _semconv.HTTP_SERVER_OLD_EXTRA
         path = scope["path"]
@@ -253,7 +251,7 @@ def _traced(tracer: Tracer, histogram: Optional[Histogram]) -> Traced:
             url = f"{scope.get('scheme', 'http')}://{name}{path}"
             # url.query holds the redacted query text that attributes_of put there (newer
             # opentelemetry-api counts bytes among attribute values, older does not).
-            attributes[HTTP_URL] = (
+            attributes[_semconv.OLD_HTTP_URL] = (
                 f"{url}?{attributes[_semconv.URL_QUERY]}"  # type: ignore[str-bytes-safe, unused-ignore]
                 if query
                 else url
