@@ -44,6 +44,8 @@ KNOWN_MODULES = {
 # A directory or file modified less than this before it was read may change again within the same
 # timestamp tick (FAT has 2 s, HFS+ 1 s, others a clock tick): its record is not trusted later.
 RACY_NS = 2_000_000_000
+ABSENT = -1  # the "mtime" of a path that cannot be stat'ed: a record of it holds while that lasts
+UNTRUSTED = -2  # the mtime recorded for a directory too recently modified: never valid later
 
 
 def normalize(name: str) -> str:
@@ -216,11 +218,11 @@ def _stem(filename: str) -> "Optional[str]":
 
 
 def _mtime(path: str) -> int:
-    """``st_mtime_ns`` of ``path``; -1 if it cannot be read."""
+    """``st_mtime_ns`` of ``path``; :data:`ABSENT` if it cannot be read."""
     try:
         return os.stat(path).st_mtime_ns
     except OSError:
-        return -1
+        return ABSENT
 
 
 class Record:
@@ -231,7 +233,8 @@ class Record:
     ``found``: ``(filename, groups)`` of those with entry points in lazypatch's groups.
     ``files``: ``(path, mtime_ns)`` of entry point files to check besides the directory.
     ``imports``: top-level module by filename, filled as :meth:`Distribution.import_name` reads it.
-    ``mtime``: the directory's mtime when listed, -1 when too recent to be trusted later.
+    ``mtime``: the directory's mtime when listed; :data:`ABSENT` if it did not exist (such as
+    the ``pythonXY.zip`` entry of most installations), :data:`UNTRUSTED` when too recent.
     """
 
     __slots__ = ("directory", "mtime", "names", "found", "files", "imports", "dirty")
@@ -264,7 +267,7 @@ class Record:
 
     def valid(self) -> bool:
         """Whether the directory, and each entry point file checked, are as when read."""
-        if self.mtime < 0 or _mtime(self.directory) != self.mtime:
+        if self.mtime == UNTRUSTED or _mtime(self.directory) != self.mtime:
             return False
         for path, mtime in self.files:
             if _mtime(path) != mtime:
@@ -306,11 +309,12 @@ def read_directory(directory: str) -> Record:
         if groups or (data is not None and filename.endswith(".egg-info")):
             files.append((entry_points, _mtime(entry_points)))
         elif filename.endswith(".egg-info"):
-            files.append((entry_points, -1))
+            files.append((entry_points, ABSENT))
         if groups:
             found.append((filename, groups))
-    racy = mtime < 0 or mtime > now - RACY_NS or any(m > now - RACY_NS for _, m in files)
-    return Record(directory, -1 if racy else mtime, "".join(lines), tuple(found), tuple(files), {})
+    racy = mtime > now - RACY_NS or any(m > now - RACY_NS for _, m in files)
+    mtime = UNTRUSTED if racy else mtime
+    return Record(directory, mtime, "".join(lines), tuple(found), tuple(files), {})
 
 
 def _version_of(filename: str) -> str:
@@ -392,7 +396,9 @@ def scan(path: "Optional[Iterable[object]]" = None, cache_dir: "Optional[str]" =
     """Read the distributions on ``path`` (default ``sys.path``).
 
     Records of this process and, with ``cache_dir``, of earlier processes are reused while valid;
-    the others are read again, and the cache rewritten if one changed.
+    the others are read again, and the cache rewritten if one of those can be trusted later (a
+    directory modified a moment ago, such as an application's own that it writes files to, is
+    listed again at the next start anyway: rewriting the cache for it would be wasted).
     """
     wanted = directories(path)
     cached = {}
@@ -414,7 +420,7 @@ def scan(path: "Optional[Iterable[object]]" = None, cache_dir: "Optional[str]" =
             reused.append(directory)
         else:
             record = read_directory(directory)
-            changed = True
+            changed = changed or record.mtime != UNTRUSTED
         _memo[directory] = record
         records.append(record)
     result = Scan(records, reused)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Tuple
 
 _MAGIC = b"lazypatch-metadata"
-_FORMAT = 1
+_FORMAT = 2  # 2: a record of an absent directory holds while it is absent
 _MAX_BYTES = 64 << 20
 _MAX_DIRECTORIES = 256
 _STALE_TEMP_NS = 3600 * 10**9

@@ -218,6 +218,35 @@ def test_a_directory_changed_within_the_tick_of_its_listing_is_not_trusted(env):
     assert sorted(report["with"]) == ["fake_a", "fake_late"]
 
 
+def test_a_path_entry_that_does_not_exist_is_reused_until_it_does(env, tmp_path):
+    """Most installations have ``pythonXY.zip`` on ``sys.path`` and not on disk: its record holds
+    while it is absent (it was listed again, and the cache rewritten, at every start)."""
+    missing = tmp_path / "missing"
+    make_dist(env.site, "fake-a", "1.0", hooks("json"))
+    report = env.warm(path=[env.site, missing])
+    assert str(missing) in report["reused"]
+    make_dist(missing, "fake-b", "1.0", hooks("csv"))
+    report = env.start(path=[env.site, missing])
+    assert str(missing) not in report["reused"]
+    assert sorted(report["with"]) == ["fake_a", "fake_b"]
+
+
+def test_a_directory_modified_a_moment_ago_does_not_rewrite_the_cache(env, tmp_path):
+    """An application's own directory, on ``sys.path`` and written to at each run: listed again
+    at every start, and never worth a cache write."""
+    app = tmp_path / "app"
+    app.mkdir()
+    make_dist(env.site, "fake-a", "1.0", hooks("json"))
+    env.warm(path=[env.site, app])
+    before = os.stat(_cache_file(env))
+    (app / "app.log").write_text("a run\n")
+    report = env.start(path=[env.site, app])
+    assert str(app) not in report["reused"] and str(env.site) in report["reused"]
+    after = os.stat(_cache_file(env))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert report["with"] == ["fake_a"]
+
+
 def _cache_file(env):
     (name,) = [n for n in os.listdir(env.cache) if n.endswith(".marshal")]
     return env.cache / name
@@ -382,6 +411,7 @@ def test_a_writer_killed_midway_leaves_the_cache_whole(env, die):
     env.warm()
     before = _cache_file(env).read_bytes()
     make_dist(env.site, "fake-b", "1.0", hooks("csv"))
+    settle(env.site)  # a record worth writing
     full = {"PYTHONPATH": str(env.site), "LAZYPATCH_CACHE_DIR": str(env.cache), "DIE": die}
     assert run_python(KILLED, env=full, check=False).returncode == 9
     assert _cache_file(env).read_bytes() == before

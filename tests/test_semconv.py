@@ -69,4 +69,3 @@ def test_each_name_is_the_packages_own(name):
         found = defined(name, STABLE) or defined(name, INCUBATING)
     assert found, f"{name} is not in the semantic-conventions package"
     assert set(found) == {value}
-
