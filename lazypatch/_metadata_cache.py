@@ -1,13 +1,15 @@
 """The metadata scan's records kept across processes: one file per user and Python, never trusted
 blindly.
 
-The file is ``metadata-<cache tag>-<uid>.marshal`` in the cache directory (``marshal`` is built
-in, already loaded, and reads a record without a Python object per distribution). It is used only
-if it belongs to this user and nobody else may write it, and if its header names this format,
-this exact Python (``sys.hexversion``) and this uid; anything else (truncated, garbage, another
-version's format) is ignored and the scan runs as without a cache. It is written to a temporary
-file that is then renamed over it (``os.replace``), so concurrent starts and a writer killed midway
-never leave a torn file to read. Failures are logged once at DEBUG, never raised.
+The file is ``metadata-<cache tag>-<uid>-<format>.marshal`` in the cache directory (``marshal``
+is built in, already loaded, and reads a record without a Python object per distribution; the
+format in the name keeps two releases of lazypatch that share a Python from overwriting each
+other's file at every start). It is used only if it belongs to this user and nobody else may
+write it, and if its header names this format, this exact Python (``sys.hexversion``) and this
+uid; anything else (truncated, garbage, another version's format) is ignored and the scan runs as
+without a cache. It is written to a temporary file that is then renamed over it (``os.replace``),
+so concurrent starts and a writer killed midway never leave a torn file to read. Failures are
+logged once at DEBUG, never raised.
 """
 
 import marshal
@@ -35,7 +37,7 @@ def path(cache_dir: str) -> "Optional[str]":
     tag = sys.implementation.cache_tag
     if not tag:
         return None
-    return os.path.join(cache_dir, f"metadata-{tag}-{_uid()}.marshal")
+    return os.path.join(cache_dir, f"metadata-{tag}-{_uid()}-{_FORMAT}.marshal")
 
 
 def _header() -> "Tuple[bytes, int, int, int]":
