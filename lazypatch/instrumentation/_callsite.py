@@ -33,11 +33,9 @@ if TYPE_CHECKING:
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_TEMPLATE: "CodeType" = next(
-    const
-    for const in compile("def call(f, a, k): return f(*a, **k)", "<lazypatch>", "exec").co_consts
-    if hasattr(const, "co_code")
-)
+# One line, so that every instruction is on the call site's line once moved there. A lambda, not
+# compile(): the first compile() of a process builds the AST node types (about 3 ms).
+_TEMPLATE: "CodeType" = (lambda f, a, k: f(*a, **k)).__code__
 _MAX_SITES = 1024
 # (id(code), offset of the call) of an application call site -> (code, its trampoline)
 _sites: "Dict[Tuple[int, int], Tuple[CodeType, _Trampoline]]" = {}
