@@ -253,15 +253,19 @@ def client_wrapper(
                 for key in _VERSION_CLIENT:
                     span.set_attribute(key, version)
             end_with_status(span, code, 400, _STATUS_CLIENT)
-            if histogram is not None:
+        except Exception:
+            abandon(name, span)
+            return result
+        if histogram is not None:  # a failed measurement must not end the span again
+            try:
                 metric[HTTP_RESPONSE_STATUS_CODE] = code
                 if version is not None:
                     metric[NETWORK_PROTOCOL_VERSION] = version
                 if code >= 400:
                     metric[ERROR_TYPE] = str(code)
                 histogram.record(elapsed, metric)
-        except Exception:
-            abandon(name, span)
+            except Exception:
+                report(name)
         return result
 
     return wrapper

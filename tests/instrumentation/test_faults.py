@@ -389,10 +389,11 @@ def stream_answer(request):
     return httpx.Response(200, stream=httpx.ByteStream(b"chunk"))
 
 
-def test_measurement_that_raises_leaves_the_spans_alone(instrument, exporter, caplog):
+def test_measurement_that_raises_leaves_the_spans_alone(instrument, exporter, echo_url, caplog):
     """A failed duration measurement is reported once; the span it follows is not ended a
     second time (OpenTelemetry would warn at every request), nor a streamed body's span early."""
-    for cls in (FlaskInstrumentor, HttpxInstrumentor, StarletteInstrumentor):
+    instrumentors = (FlaskInstrumentor, HttpxInstrumentor, StarletteInstrumentor)
+    for cls in (*instrumentors, RequestsInstrumentor, UrllibInstrumentor):
         instrument(cls, meter_provider=GetMeterRaises())
     app = make_app().test_client()
     asgi = TestClient(make_asgi_app())  # its requests go through httpx: a client span each
@@ -401,15 +402,17 @@ def test_measurement_that_raises_leaves_the_spans_alone(instrument, exporter, ca
         assert app.get("/items/3").get_json() == {"id": 3}
         assert asgi.get("/items/3").json() == {"id": 3}
         assert mock.get("http://service.internal/items/3").status_code == 200
+        assert requests.get(echo_url).status_code == 200
+        assert urllib.request.urlopen(echo_url).status == 200
     kinds = sorted(span.kind.name for span in exporter.get_finished_spans())
-    assert kinds == ["CLIENT"] * 4 + ["SERVER"] * 4
+    assert kinds == ["CLIENT"] * 8 + ["SERVER"] * 4
     streaming = httpx.Client(transport=httpx.MockTransport(stream_answer))
     with streaming.stream("GET", "http://service.internal/stream") as response:
-        assert len(exporter.get_finished_spans()) == 8, "ended before its body was read"
+        assert len(exporter.get_finished_spans()) == 12, "ended before its body was read"
         assert response.read() == b"chunk"
-    assert len(exporter.get_finished_spans()) == 9
+    assert len(exporter.get_finished_spans()) == 13
     failed = sorted(record.getMessage().split("'")[1] for record in lazypatch_errors(caplog))
-    assert failed == ["flask", "httpx", "starlette"]
+    assert failed == ["flask", "httpx", "requests", "starlette", "urllib"]
     ended_again = [r for r in caplog.records if "on an ended span" in r.getMessage()]
     assert ended_again == []
     assert_clean_context()
