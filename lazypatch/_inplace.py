@@ -165,11 +165,11 @@ def target_of(found: object, in_class: bool) -> "Tuple[FunctionType, bool]":
     """
     if in_class and isinstance(found, (classmethod, staticmethod)):
         inner = found.__func__
-        if inner.__class__ is FunctionType:
-            return inner, isinstance(found, classmethod)
+        if inner.__class__ is FunctionType:  # __class__: a proxy of one counts
+            return inner, isinstance(found, classmethod)  # type: ignore[return-value,unused-ignore]
         raise TypeError(f"it is a {_kind(found)} of a {_kind(inner)}, not a pure-Python function")
     if found.__class__ is FunctionType:
-        return found, in_class
+        return found, in_class  # type: ignore[return-value,unused-ignore]
     hint = ""
     if isinstance(found, MethodType) and found.__func__.__class__ is FunctionType:
         hint = f" (patch {type(found.__self__).__qualname__}.{found.__name__} in place instead)"
@@ -213,6 +213,8 @@ def _template(code: "CodeType", method: bool) -> "CodeType":
     tree: ast.Module = compile(source, code.co_filename, "exec", _ONLY_AST, dont_inherit=True)
     _flatten(tree)
     module = compile(tree, code.co_filename, "exec", dont_inherit=True)
+    outer: CodeType
+    inner: CodeType
     (outer,) = [const for const in module.co_consts if const.__class__ is code.__class__]
     (inner,) = [const for const in outer.co_consts if const.__class__ is code.__class__]
     if len(inner.co_freevars) != len(free) or (inner.co_flags ^ code.co_flags) & (
@@ -242,7 +244,7 @@ def _flatten(tree: "ast.AST") -> None:
             node.end_col_offset = 0xFFFF
         for field in node._fields:
             value = getattr(node, field, None)
-            if value.__class__ is list:
+            if type(value) is list:
                 todo.extend(item for item in value if hasattr(item, "_fields"))
             elif hasattr(value, "_fields"):
                 todo.append(value)

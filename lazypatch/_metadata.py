@@ -375,7 +375,7 @@ def directories(path: "Optional[Iterable[object]]" = None) -> "List[str]":
     cwd = None
     result = []
     for entry in sys.path if path is None else path:
-        if entry.__class__ is not str:
+        if type(entry) is not str:
             continue
         if not os.path.isabs(entry):
             if cwd is None:

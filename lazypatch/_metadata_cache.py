@@ -78,7 +78,7 @@ def load(cache_dir: str) -> "Dict[str, Tuple[Any, ...]]":
             _debug("ignoring %s: written by another version or Python", filename)
             return {}
         records = data[1]
-        if records.__class__ is not dict:
+        if type(records) is not dict:
             raise ValueError("records are not a dict")
         return records
     except Exception as exc:

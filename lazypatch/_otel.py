@@ -94,7 +94,9 @@ def conflict(entry: "Entry") -> "Optional[str]":
 
     from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
 
-    found = get_dist_dependency_conflicts(PathDistribution(Path(entry.dist.path)))
+    # Typed for the importlib_metadata backport's Distribution on Python 3.9, the same protocol.
+    dist = PathDistribution(Path(entry.dist.path))
+    found = get_dist_dependency_conflicts(dist)  # type: ignore[arg-type,unused-ignore]
     return str(found) if found else None
 
 

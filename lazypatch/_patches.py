@@ -27,9 +27,21 @@ from ._state import state
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import CellType, FunctionType, ModuleType
-    from typing import Any, Callable, Dict, List, Optional, Tuple, TypeGuard, Union
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-    from wrapt import BaseObjectProxy
+    if sys.version_info >= (3, 10):
+        from typing import TypeGuard
+
+        from wrapt import BaseObjectProxy
+    else:  # wrapt's stubs declare nothing below 3.10
+        from typing import Generic, TypeVar
+
+        from typing_extensions import TypeGuard
+
+        T = TypeVar("T")
+
+        class BaseObjectProxy(Generic[T]):
+            __wrapped__: Any
 
     from ._inplace import Layer as InPlaceLayer
 
@@ -70,7 +82,7 @@ class Patch:
         self.path = path
         self.state = "pending"
         self.original: object = None
-        self.error: BaseException | None = None
+        self.error: Optional[BaseException] = None
         self.in_place = in_place
         self.calls = 0
         self._seconds = 0.0
@@ -220,11 +232,11 @@ def _create(
     if path.__class__ is not str or "" in path.split("."):
         raise ValueError(f"path must be a dotted attribute path, got {path!r}")
     name: object
-    if module.__class__ is str:
+    if type(module) is str:
         name, target = module, None
     else:
         name = getattr(module, "__name__", None)
-        if name.__class__ is not str:
+        if type(name) is not str:
             raise TypeError(f"module must be a module name or a module, got {module!r}")
         target = None if sys.modules.get(name) is module else module
     patch = Patch(name, path, make, in_place)
@@ -338,7 +350,8 @@ class _Proxy(_Layer):
         import wrapt
 
         function = _dispatch(wrapper)
-        proxy = wrapt.FunctionWrapper(target, function)  # type: ignore[arg-type]  # any object
+        # Any object; wrapt's stubs declare nothing below Python 3.10.
+        proxy = wrapt.FunctionWrapper(target, function)  # type: ignore[arg-type,attr-defined,unused-ignore]
         super().__init__(parent, attribute, target, proxy)
         self.function = function
         self.cells = _cells(function)
