@@ -257,7 +257,11 @@ class _Registry(_finder.Listener):
                 lock.acquire()
                 try:
                     due = None
-                    hooks = None if module is _finder.FAILED else state.watched.get(name)
+                    if module is _finder.FAILED:
+                        hooks = None
+                        self._failed_execution(name)
+                    else:
+                        hooks = state.watched.get(name)
                     if hooks is not None:
                         executed: Tuple[object, object]
                         if type(module) is _ModuleType:
@@ -295,6 +299,14 @@ class _Registry(_finder.Listener):
             with state.hooks_lock:
                 self._leave(name, spec)
             raise
+
+    def _failed_execution(self, name: str) -> None:
+        """Under the lock: a failed reload leaves its module in ``sys.modules`` with a new
+        ``__spec__``; seen as it is, it does not pass for an execution the finder missed."""
+        if name in state.watched:
+            module = sys.modules.get(name)
+            if module is not None:
+                state.seen[name] = (module, _spec_of(module))
 
     def late(self, name: str) -> None:
         """Fire the hooks of ``name`` if the module in ``sys.modules`` was executed without the

@@ -201,6 +201,41 @@ def test_failing_import_fires_nothing_then_a_later_success_fires(pyfacts, tmp_pa
     }
 
 
+def test_a_failed_reload_fires_nothing_then_a_later_success_fires(pyfacts):
+    # A failed reload leaves the module in sys.modules with a new __spec__: that must not pass
+    # for an execution the finder missed, at the next registration, status() or import.
+    facts = pyfacts(
+        """
+        import importlib, pathlib, sys, lazypatch
+        sys.dont_write_bytecode = True
+        seen = []
+        hook = lazypatch.register_hook("flaky", lambda m: seen.append(m.VERSION))
+        import flaky
+        pathlib.Path("flaky.py").write_text("VERSION = 2\\nraise RuntimeError('reload fails')\\n")
+        importlib.invalidate_caches()
+        try:
+            importlib.reload(flaky)
+        except RuntimeError:
+            pass
+        later = lazypatch.register_hook("flaky", lambda m: None)
+        lazypatch.status()
+        import json, decimal
+        after_failure = dict(seen=list(seen), calls=hook.calls, state=hook.state)
+        pathlib.Path("flaky.py").write_text("VERSION = 3\\n")
+        importlib.invalidate_caches()
+        importlib.reload(flaky)
+        report(after_failure=after_failure, seen=seen, calls=hook.calls, later=later.calls)
+        """,
+        files={"flaky.py": "VERSION = 1\n"},
+    )
+    assert facts == {
+        "after_failure": {"seen": [1], "calls": 1, "state": "fired"},
+        "seen": [1, 3],
+        "calls": 2,
+        "later": 2,
+    }
+
+
 def test_a_raising_hook_is_isolated_logged_once_and_recorded(pyrun):
     proc = pyrun(
         with_report(
