@@ -292,8 +292,9 @@ class _Layer:
         self.function: Optional[LayerFunction] = None
 
     def point(self, target: object) -> bool:
-        """Make this layer call ``target`` instead; False if it cannot (a replacement)."""
-        return False
+        """Make this layer call ``target`` instead (a replacement: restore it when removed)."""
+        self.target = target
+        return True
 
     def bypass(self) -> None:
         """Keep this layer in place but make it call straight through."""
@@ -537,12 +538,15 @@ def _owns(parent: object, attribute: str) -> bool:
         return True
 
 
-def _next(entry: object) -> object:
+def _next(entry: object, parent: object, attribute: str) -> object:
     from types import MethodType
 
     layer = state.layers.get(id(entry))
     if layer is not None and (entry is layer.descriptor or entry is layer.function):
         return layer.target
+    replacement = _replacement(entry, parent, attribute)
+    if replacement is not None:
+        return replacement.target
     if isinstance(entry, (classmethod, staticmethod, MethodType)):
         return entry.__func__
     try:
@@ -561,8 +565,26 @@ def _above(layer: _Layer, top: object) -> object:
         if entry is layer.descriptor or (layer.function is not None and entry is layer.function):
             return above
         above = entry
-        entry = _next(entry)
+        entry = _next(entry, layer.parent, layer.attribute)
     return _NOT_FOUND
+
+
+def _replacement(value: object, parent: object, attribute: str) -> "Optional[_Layer]":
+    """The live ``replace`` layer that put ``value`` in ``parent.attribute``, if any.
+
+    Replacements are not in ``state.layers``: their values (None, a small int, a shared object)
+    are not unique to one attribute. Only removals and re-applications look, so a scan will do.
+    """
+    for patch in state.patches:
+        for applied in patch._applied:
+            if (
+                type(applied) is _Layer
+                and applied.descriptor is value
+                and applied.parent is parent
+                and applied.attribute == attribute
+            ):
+                return applied
+    return None
 
 
 def _beneath(entry: object) -> object:
@@ -596,7 +618,7 @@ def _splice(layer: _Layer) -> bool:
         else:
             delattr(parent, attribute)
         return True
-    upper = state.layers.get(id(above))
+    upper = state.layers.get(id(above)) or _replacement(above, parent, attribute)
     if upper is not None and upper.target is layer.descriptor and upper.point(layer.target):
         upper.owned = layer.owned
         return True

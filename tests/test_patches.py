@@ -495,6 +495,43 @@ def test_replace_and_restore(pyrun):
     )
 
 
+@pytest.mark.parametrize(
+    "lower, path",
+    [
+        ("wrap", "function"),
+        ("wrap", "Base.method"),
+        ("replace", "Base.method"),
+        ("replace", "CALLS"),
+    ],
+)
+def test_a_replace_stacked_over_another_patch_removes_in_either_order(pyrun, lower, path):
+    run(
+        pyrun,
+        f"""
+        import target
+
+        def slot():
+            parent, _, name = ("target." + "{path}").rpartition(".")
+            return vars(eval(parent))[name]
+
+        original = slot()
+        value = object()
+        for lower_first in (True, False):
+            if "{lower}" == "wrap":
+                lower = lazypatch.wrap("target", "{path}", tagger("w"))
+            else:
+                lower = lazypatch.replace("target", "{path}", object())
+            upper = lazypatch.replace("target", "{path}", value)
+            assert slot() is value
+            first, second = (lower, upper) if lower_first else (upper, lower)
+            first.remove()
+            assert (slot() is value) is lower_first
+            second.remove()
+            assert slot() is original, (lower_first, slot())
+        """,
+    )
+
+
 def test_wrap_accepts_a_module_object(pyrun):
     run(
         pyrun,
