@@ -142,7 +142,7 @@ class Patch:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         if self.in_place:
-            self.original = self._apply_in_place(parent, _beneath(current))
+            self.original = self._apply_in_place(parent, _beneath(current, parent, attribute))
             return
         for applied in self._applied:
             if (
@@ -573,10 +573,11 @@ def _replacement(value: object, parent: object, attribute: str) -> "Optional[_La
     """The live ``replace`` layer that put ``value`` in ``parent.attribute``, if any.
 
     Replacements are not in ``state.layers``: their values (None, a small int, a shared object)
-    are not unique to one attribute. Only removals and re-applications look, so a scan will do.
+    are not unique to one attribute. Only removals and applications look, so a scan will do;
+    newest first, since a reload leaves the layers of earlier executions on the same module.
     """
-    for patch in state.patches:
-        for applied in patch._applied:
+    for patch in reversed(state.patches):
+        for applied in reversed(patch._applied):
             if (
                 type(applied) is _Layer
                 and applied.descriptor is value
@@ -587,12 +588,15 @@ def _replacement(value: object, parent: object, attribute: str) -> "Optional[_La
     return None
 
 
-def _beneath(entry: object) -> object:
-    """What ``entry`` holds beneath lazypatch's own wrap layers: the module's original object."""
+def _beneath(entry: object, parent: object, attribute: str) -> object:
+    """What ``entry`` holds beneath lazypatch's own wrap and replace layers of
+    ``parent.attribute``: the module's original object."""
     for _ in range(_MAX_CHAIN):
         layer = state.layers.get(id(entry))
         if layer is None or (entry is not layer.descriptor and entry is not layer.function):
-            break
+            layer = _replacement(entry, parent, attribute)
+            if layer is None:
+                break
         entry = layer.target
     return entry
 

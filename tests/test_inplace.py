@@ -442,6 +442,33 @@ def test_beneath_ordinary_patches_and_original_is_the_function(pyrun):
     )
 
 
+@pytest.mark.parametrize("replace_first", [True, False])
+def test_beneath_a_replace_too(pyrun, replace_first):
+    run(
+        pyrun,
+        f"""
+        import target
+        from target import function
+        code = function.__code__
+        def stand_in(*args, **kwargs):
+            return "stand-in"
+        replaced = lazypatch.replace("target", "function", stand_in)
+        inplace = lazypatch.wrap("target", "function", tagger("w"), in_place=True)
+        assert inplace.state == "applied" and inplace.original is function, inplace.original
+        assert stand_in.__code__.co_name == "stand_in" and target.function is stand_in
+        assert target.function(1) == "stand-in" and tags(function(1)) == ["w"]
+        importlib.reload(target)
+        new = replaced.original
+        assert new is not function and inplace.original is new, (new, inplace.original)
+        assert target.function is stand_in and tags(new(1)) == ["w"] and tags(function(1)) == ["w"]
+        first, second = (replaced, inplace) if {replace_first} else (inplace, replaced)
+        first.remove()
+        second.remove()
+        assert target.function is new and function.__code__ is code and new(1)[0] == "function"
+        """,
+    )
+
+
 @pytest.mark.parametrize(
     "order", [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
 )
