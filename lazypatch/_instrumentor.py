@@ -122,13 +122,13 @@ class Instrumentor:
             hook.remove()
 
     def uninstrument(self, **kwargs: "Any") -> None:
-        """Remove every tracked patch and hook, cancel a pending ``instrument()``, then run
-        ``_uninstrument(**kwargs)`` if ``_instrument`` had run. Idempotent."""
+        """Remove every tracked patch and hook (also those made while ``"off"``), cancel a
+        pending ``instrument()``, then run ``_uninstrument(**kwargs)`` if ``_instrument`` had
+        run. Idempotent."""
         with state.instrumentors_lock:
-            if self.state == "off":
-                return
-            self.state = "off"
-            self.reason = None
+            if self.state != "off":  # off: a failed _uninstrument's reason stays
+                self.state = "off"
+                self.reason = None
             ran, self._ran = self._ran, False
         self._disarm()
         self._remove_made()

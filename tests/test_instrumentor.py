@@ -166,6 +166,27 @@ def test_tracked_patches_and_hooks_are_removed_without_uninstrument_code(pyrun):
     )
 
 
+def test_uninstrument_removes_what_was_tracked_outside_instrument(pyrun):
+    run(
+        pyrun,
+        """
+        class Manual(lazypatch.Instrumentor):
+            targets = ("alpha",)
+
+            def _uninstrument(self):
+                raise AssertionError("must not run: _instrument never ran")
+
+        import alpha
+        patch = Manual().wrap("alpha", "call", tag)  # never instrumented: the state is "off"
+        hook = Manual().register_hook("beta", lambda module: None)
+        assert layers(alpha.call(1)) == 1
+        Manual().uninstrument()
+        assert (patch.state, hook.state, Manual().state) == ("removed", "removed", "off")
+        assert layers(alpha.call(1)) == 0
+        """,
+    )
+
+
 def test_one_instance_per_exact_class(pyrun):
     run(
         pyrun,
