@@ -467,6 +467,9 @@ def test_unregister_and_remove_are_idempotent(pyrun):
         assert lazypatch.unregister_hook("target", hook) is False
         assert lazypatch.unregister_hook("nothing.here", hook) is False
         assert h.state == "removed", h.state
+        by_string = lazypatch.register_hook("target", "os:getcwd")
+        assert lazypatch.unregister_hook("target", "".join(["os:", "getcwd"])) is True  # equal
+        assert by_string.state == "removed" and other.state == "removed", other.state
         other.remove(); other.remove()
         assert other.state == "removed", other.state
         assert "target" not in state.watched, "the finder still watches a module with no hook"
