@@ -46,6 +46,10 @@ class Instrumentor:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__.lower().replace("instrumentor", "")
+        # A lone string (``targets = "json"``) means one module, not one per character.
+        for field in ("targets", "requirements"):
+            if isinstance(cls.__dict__.get(field), str):
+                setattr(cls, field, (cls.__dict__[field],))
 
     def __new__(cls, *args: "Any", **kwargs: "Any") -> "Instrumentor":
         with state.instrumentors_lock:

@@ -259,6 +259,25 @@ def test_met_requirement_activates(pyrun, requirement):
     )
 
 
+def test_a_lone_string_is_one_target_and_one_requirement(pyrun):
+    run(
+        pyrun,
+        """
+        class Lone(lazypatch.Instrumentor):
+            targets = "alpha"
+            requirements = "okdist >= 2"
+
+        assert Lone.targets == ("alpha",) and Lone.requirements == ("okdist >= 2",)
+        Lone().instrument()
+        import alpha
+        assert Lone().state == "skipped", (Lone().state, Lone().reason)
+        assert "okdist >= 2" in Lone().reason and "1.5" in Lone().reason, Lone().reason
+        record = [r for r in lazypatch.status() if r.kind == "instrumentor" and r.name == "lone"]
+        assert [r.module for r in record] == ["alpha"], record
+        """,
+    )
+
+
 def test_exception_in_instrument_fails_and_undoes_its_patches(pyrun):
     run(
         pyrun,
