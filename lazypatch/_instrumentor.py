@@ -91,13 +91,13 @@ class Instrumentor:
         in_place: bool = False,
     ) -> "_patches.Patch":
         """Like :func:`lazypatch.wrap`, removed by :meth:`uninstrument`."""
-        return self._track(_patches.wrap(module, path, wrapper, in_place=in_place))
+        return self._track(_patches.wrap_for(self, module, path, wrapper, in_place))
 
     def replace(
         self, module: "Union[str, ModuleType]", path: str, value: object
     ) -> "_patches.Patch":
         """Like :func:`lazypatch.replace`, removed by :meth:`uninstrument`."""
-        return self._track(_patches.replace(module, path, value))
+        return self._track(_patches.replace_for(self, module, path, value))
 
     def register_hook(self, module: str, hook: "_hooks.HookTarget") -> "_hooks.Hook":
         """Like :func:`lazypatch.register_hook`, removed by :meth:`uninstrument`."""
@@ -151,7 +151,8 @@ class Instrumentor:
 
     def _track(self, handle: "H") -> "H":
         with state.instrumentors_lock:
-            self._made.append(handle)
+            if handle not in self._made:  # a live patch handed back by wrap_for
+                self._made.append(handle)
         return handle
 
     def _remove_made(self) -> None:

@@ -73,6 +73,7 @@ class Patch:
         "_make",
         "_hook",
         "_applied",
+        "_key",
     )
 
     def __init__(
@@ -89,6 +90,7 @@ class Patch:
         self._make = make  # makes a layer; for an in-place patch, the wrapper
         self._hook: Optional[_hooks.Hook] = None
         self._applied: List[Union[_Layer, InPlaceLayer]] = []
+        self._key: Optional[Tuple[object, str, object]] = None  # (owner, kind, wrapper or value)
 
     def __repr__(self) -> str:
         return f"<Patch {self.module}:{self.path}: {self.state}>"
@@ -187,22 +189,48 @@ def wrap(
     Applied now if the module is imported, else the moment it loads, and again at each reload
     (one layer, never two). Nothing is imported until then. With ``in_place``, the function
     itself is changed, so that references taken before the patch call the wrapper too.
+    The same call again while that patch is live (a hook calling ``wrap`` each time its module
+    executes) returns that patch rather than stacking a second layer.
     """
+    return wrap_for(None, module, path, wrapper, in_place)
+
+
+def wrap_for(
+    owner: object,
+    module: "Union[str, ModuleType]",
+    path: str,
+    wrapper: "Wrapper",
+    in_place: bool = False,
+) -> Patch:
+    """:func:`wrap` on behalf of ``owner`` (an instrumentor; None: the caller): only a live patch
+    of the same owner is reused."""
     if not callable(wrapper):
         raise TypeError(f"wrapper must be callable, got {wrapper!r}")
     if in_place:
-        return _create(module, path, wrapper, in_place=True)
+        return _create(module, path, wrapper, (owner, "in place", wrapper), in_place=True)
     return _create(
         module,
         path,
         lambda parent, attribute, current: _wrap_layer(parent, attribute, current, wrapper),
+        (owner, "wrap", wrapper),
     )
 
 
 def replace(module: "Union[str, ModuleType]", path: str, value: object) -> Patch:
-    """Set the attribute at ``path`` in ``module`` to ``value``, now or when the module loads."""
+    """Set the attribute at ``path`` in ``module`` to ``value``, now or when the module loads.
+
+    The same call again while that patch is live returns that patch, as :func:`wrap` does.
+    """
+    return replace_for(None, module, path, value)
+
+
+def replace_for(owner: object, module: "Union[str, ModuleType]", path: str, value: object) -> Patch:
+    """:func:`replace` on behalf of ``owner``, as :func:`wrap_for`."""
     return _create(
-        module, path, lambda parent, attribute, current: _Layer(parent, attribute, current, value)
+        module,
+        path,
+        lambda parent, attribute, current: _Layer(parent, attribute, current, value),
+        (owner, "replace", value),
     )
 
 
@@ -227,6 +255,7 @@ def _create(
     module: "Union[str, ModuleType]",
     path: str,
     make: "Callable[..., Any]",
+    key: "Tuple[object, str, object]",
     in_place: bool = False,
 ) -> Patch:
     if path.__class__ is not str or "" in path.split("."):
@@ -239,8 +268,23 @@ def _create(
         if type(name) is not str:
             raise TypeError(f"module must be a module name or a module, got {module!r}")
         target = None if sys.modules.get(name) is module else module
-    patch = Patch(name, path, make, in_place)
     with state.patches_lock:
+        if target is None:
+            # Compared by identity: a replacement value's __eq__ is foreign code.
+            for live in state.patches:
+                same = live._key
+                if (
+                    same is not None
+                    and same[0] is key[0]
+                    and same[1] == key[1]
+                    and same[2] is key[2]
+                    and live.module == name
+                    and live.path == path
+                ):
+                    return live
+        patch = Patch(name, path, make, in_place)
+        if target is None:
+            patch._key = key
         state.patches[patch] = None
     if target is None:
         patch._hook = _hooks.add_internal(name, patch._apply)

@@ -425,6 +425,64 @@ def test_reload_repatches_new_objects_once(pyrun):
     )
 
 
+@pytest.mark.parametrize("kind", ["wrap", "in place", "replace"])
+def test_a_hook_that_patches_at_each_execution_keeps_one_layer(pyrun, kind):
+    """API.md section 1: hooks must be idempotent, and lazypatch.wrap patches are."""
+    run(
+        pyrun,
+        f"""
+        w = tagger("w")
+        made = []
+
+        def tagged(*args, **kwargs):
+            return ("w", ("function",) + args)
+
+        @lazypatch.when_imported("target")
+        def hook(module):
+            if "{kind}" == "replace":
+                made.append(lazypatch.replace(module, "function", tagged))
+            else:
+                made.append(lazypatch.wrap(module, "function", w, in_place="{kind}" == "in place"))
+
+        import target
+        importlib.reload(target)
+        del sys.modules["target"]
+        import target
+        assert len(made) == 3 and made[0] is made[1] is made[2], made
+        assert layers(target.function(1)) == 1, target.function(1)
+        assert made[0].calls == 3 and made[0].state == "applied", (made[0].calls, made[0].state)
+        made[0].remove()
+        assert layers(target.function(1)) == 0
+        again = lazypatch.wrap("target", "function", w)
+        assert again is not made[0] and layers(target.function(1)) == 1
+        """,
+    )
+
+
+def test_only_the_same_owner_gets_a_live_patch_back(pyrun):
+    run(
+        pyrun,
+        """
+        import target
+        w = tagger("w")
+
+        class Mine(lazypatch.Instrumentor):
+            targets = ("target",)
+
+            def _instrument(self, **kwargs):
+                self.wrap("target", "function", w)
+
+        plain = lazypatch.wrap("target", "function", w)
+        Mine().instrument()
+        assert layers(target.function(1)) == 2, target.function(1)
+        Mine().uninstrument()
+        assert plain.state == "applied" and layers(target.function(1)) == 1
+        assert lazypatch.wrap("target", "function", tagger("w")) is not plain
+        assert layers(target.function(1)) == 2
+        """,
+    )
+
+
 def test_reload_that_reimports_a_patched_class_keeps_one_layer(pyrun):
     files = dict(TARGET)
     files["facade.py"] = "from target import Base\n"
