@@ -105,13 +105,14 @@ def redact_query(query: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without userinfo and with sensitive query values redacted; else unchanged."""
+    """``url`` with userinfo as ``REDACTED:REDACTED`` (the semantic conventions' form) and
+    sensitive query values redacted; else unchanged."""
     parts = urlsplit(url)
     netloc = parts.netloc
     query = redact_query(parts.query) if parts.query else ""
     if "@" not in netloc and query == parts.query:
         return url
-    netloc = netloc.rpartition("@")[2]
+    netloc = "REDACTED:REDACTED@" + netloc.rpartition("@")[2] if "@" in netloc else netloc
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -70,6 +70,7 @@ base = f"http://127.0.0.1:{port}"
 requests.get(f"{base}/items/7?x=1", headers={"User-Agent": "parity/1"})
 requests.post(f"{base}/items/8", data=b"{}")
 requests.get(f"{base}/fail")
+requests.get(f"http://user:pw@127.0.0.1:{port}/items/5")
 requests.delete(f"{base}/missing")
 request = urllib.request.Request(f"{base}/items/9", headers={"User-Agent": "parity/2"})
 urllib.request.urlopen(request).read()

@@ -67,6 +67,7 @@ with httpx.Client() as client:
     client.get(f"{base}/items/7?x=1", headers={"User-Agent": "parity/1"})
     client.post(f"{base}/items/8", content=b"{}")
     client.get(f"{base}/fail")
+    client.get(base.replace("://", "://user:pw@") + "/items/5")
 
 
 async def calls():

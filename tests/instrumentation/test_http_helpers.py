@@ -9,8 +9,8 @@ from lazypatch.instrumentation import _http
     ("url", "expected"),
     [
         ("http://example.com/a?b=1", "http://example.com/a?b=1"),
-        ("https://user:pw@example.com:8443/p", "https://example.com:8443/p"),
-        ("https://token@example.com/p", "https://example.com/p"),
+        ("https://user:pw@example.com:8443/p", "https://REDACTED:REDACTED@example.com:8443/p"),
+        ("https://token@example.com/p", "https://REDACTED:REDACTED@example.com/p"),
         (
             "https://s3.example.com/o?AWSAccessKeyId=AK&Signature=xyz&Expires=1",
             "https://s3.example.com/o?AWSAccessKeyId=REDACTED&Signature=REDACTED&Expires=1",
@@ -21,7 +21,7 @@ from lazypatch.instrumentation import _http
         ),
         ("https://b.example.com/c?sv=1&sig=abc%2Bdef", "https://b.example.com/c?sv=1&sig=REDACTED"),
         ("http://h/p?TOKEN=t&token=&q=token", "http://h/p?TOKEN=REDACTED&token=&q=token"),
-        ("http://u:p@h/p?access_token=t", "http://h/p?access_token=REDACTED"),
+        ("http://u:p@h/p?access_token=t", "http://REDACTED:REDACTED@h/p?access_token=REDACTED"),
     ],
 )
 def test_redact_url(url, expected):
@@ -32,7 +32,7 @@ def test_url_attributes_default_ports_and_cache():
     attributes = _http.url_attributes("https://user:pw@example.com/x?sig=s")
     assert attributes == (
         {
-            "url.full": "https://example.com/x?sig=REDACTED",
+            "url.full": "https://REDACTED:REDACTED@example.com/x?sig=REDACTED",
             "server.address": "example.com",
             "server.port": 443,
             "network.peer.address": "example.com",

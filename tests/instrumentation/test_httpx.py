@@ -43,7 +43,7 @@ def test_sync_client_attributes_and_propagation(instrument, exporter, echo_url):
     assert span.name == "GET"
     assert dict(span.attributes) == {
         "http.request.method": "GET",
-        "url.full": f"http://127.0.0.1:{port}/items/7?token=REDACTED&page=2",
+        "url.full": f"http://REDACTED:REDACTED@127.0.0.1:{port}/items/7?token=REDACTED&page=2",
         "server.address": "127.0.0.1",
         "server.port": port,
         "network.peer.address": "127.0.0.1",
