@@ -187,10 +187,9 @@ def _load_entry(entry: "Entry") -> None:
 
 def _instrument_ours(entry: Entry) -> None:
     instrumentor_class: Any = _hooks.resolve(entry.value)
-    instrumentor = instrumentor_class()
+    instrumentor = entry.instrumentor = instrumentor_class()
     instrumentor.instrument()
     entry.counted = getattr(instrumentor, "_seconds", 0.0)
-    entry.instrumentor = instrumentor
     entry.state = "active"
 
 
@@ -330,10 +329,23 @@ _STATUS = {"armed": "pending"}
 
 
 def records(record_class: "Callable[..., R]") -> "List[R]":
-    """``record_class(...)`` for each OpenTelemetry instrumentor armed here, for ``status()``."""
+    """``record_class(...)`` for ``status()``: each instrumentation armed here that is not a live
+    :class:`~lazypatch.Instrumentor` (listed as one): ours not loaded yet or that failed to load,
+    then OpenTelemetry's."""
+    from ._instrumentor import Instrumentor
+
+    entries = state.entries or ()
+    ours = [
+        e
+        for e in entries
+        if e.source == "lazypatch"
+        and e.kind == "instrumentor"
+        and not isinstance(e.instrumentor, Instrumentor)
+    ]
+    theirs = [e for e in entries if e.source == "opentelemetry"]
     result = []
-    for entry in state.entries or ():
-        if entry.source != "opentelemetry" or entry.state in ("disabled", "shadowed"):
+    for entry in ours + theirs:
+        if entry.state in ("disabled", "shadowed"):
             continue
         outcome, reason = entry.outcome()
         outcome = _STATUS.get(outcome, outcome)
@@ -348,7 +360,7 @@ def records(record_class: "Callable[..., R]") -> "List[R]":
                 reason,
                 calls,
                 seconds,
-                source="opentelemetry",
+                source=entry.source,
             )
         )
     return result

@@ -49,16 +49,18 @@ class Record:
 
 
 def _adapted_records() -> "Iterable[Record]":
-    """OpenTelemetry's instrumentors armed by ``lazypatch.auto`` (none if it was not imported)."""
+    """The instrumentations armed by ``lazypatch.auto`` that no live Instrumentor stands for
+    (none if it was not imported)."""
     discovery = sys.modules.get("lazypatch._discovery")
     return discovery.records(Record) if discovery is not None else ()
 
 
 def status() -> "List[Record]":
     """One :class:`Record` per live hook, patch and instrumentor: hooks first, then patches, then
-    instrumentors (ours in the order they were created, then OpenTelemetry's that
-    ``lazypatch.auto`` armed, ``source="opentelemetry"``). Removed hooks and patches are not
-    listed.
+    instrumentors (ours in the order they were created; then the instrumentations that
+    ``lazypatch.auto`` armed and that are not such an instrumentor: ours not loaded yet or that
+    failed to load, OpenTelemetry's with ``source="opentelemetry"``). Removed hooks and patches
+    are not listed.
 
     A patch's ``calls`` counts its applications; an instrumentor's ``module`` is its targets
     joined by ``","`` (the trigger module for OpenTelemetry's) and its ``calls`` counts the runs

@@ -353,6 +353,48 @@ def test_failures_are_isolated_logged_and_listed(tmp_path, pyrun):
     assert "no_such_hook_module" in rows["hook", "good"]["reason"]
 
 
+def test_status_lists_our_armed_instrumentations_and_those_that_fail_to_load(tmp_path, pyfacts):
+    """One record per armed ``lazypatch.instrumentors`` entry, as for OpenTelemetry's: ``pending``
+    until its trigger is imported, then what it became, a failure to load included."""
+    make_dist(
+        tmp_path,
+        "mixed",
+        entry_points={
+            "lazypatch.instrumentors": {
+                "broken": "no_such_module:Instrumentor",
+                "raising": "insts:Raising",
+                "good": "insts:Good",
+            },
+        },
+    )
+    found = pyfacts(
+        """
+        import lazypatch.auto, lazypatch
+
+        def ours():
+            return {
+                r.name: [r.kind, r.state, r.module, r.reason]
+                for r in lazypatch.status()
+                if r.source == "lazypatch" and r.name in ("broken", "raising", "good")
+            }
+
+        before = ours()
+        import broken, raising, good
+        report(before=before, after=ours())
+        """,
+        files=FAILING,
+    )
+    assert found["before"] == {
+        name: ["instrumentor", "pending", name, None] for name in ("broken", "raising", "good")
+    }
+    after = found["after"]
+    assert after["good"][:3] == ["instrumentor", "active", "good"]
+    assert after["broken"][:3] == ["instrumentor", "failed", "broken"]
+    assert "no_such_module" in after["broken"][3]
+    assert after["raising"][:3] == ["instrumentor", "failed", "raising"]
+    assert "boom in instrument" in after["raising"][3]
+
+
 def test_lazypatch_hooks_group_runs_a_lazy_post_import_hook(tmp_path, pyrun):
     make_dist(tmp_path, "hooks", entry_points={"lazypatch.hooks": {"mylib": "on_mylib:hook"}})
     files = {
