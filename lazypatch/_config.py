@@ -35,6 +35,12 @@ def strict() -> bool:
     return os.environ.get("LAZYPATCH_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def propagators() -> str:
+    """``OTEL_PROPAGATORS`` now, stripped (empty when unset): checked when OpenTelemetry's API is
+    about to read it, so that a value the application set since start-up counts."""
+    return os.environ.get("OTEL_PROPAGATORS", "").strip()
+
+
 def no_color() -> bool:
     """The ``NO_COLOR`` convention (no-color.org): set and not empty turns colour off."""
     return bool(os.environ.get("NO_COLOR"))
@@ -101,7 +107,8 @@ class Settings:
         return None
 
 
-def _warn(variable: str, value: str, expected: str) -> None:
+def warn(variable: str, value: str, expected: str) -> None:
+    """One warning: ``variable`` has ``value``, ``expected`` was expected, the default applies."""
     from ._log import logger
 
     logger().warning(
@@ -118,7 +125,7 @@ def _names(environ: "Environ", variable: str) -> "Optional[FrozenSet[str]]":
     for name in names:
         source, sep, bare = name.rpartition(":")
         if not bare or (sep and source not in SOURCES) or not _is_name(bare):
-            _warn(variable, raw, "a comma list of instrumentation names, 'source:name' or '*'")
+            warn(variable, raw, "a comma list of instrumentation names, 'source:name' or '*'")
             return None
     return names
 
@@ -136,7 +143,7 @@ def _flag(environ: "Environ", variable: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    _warn(variable, raw, "one of 1/true/yes/on or 0/false/no/off")
+    warn(variable, raw, "one of 1/true/yes/on or 0/false/no/off")
     return default
 
 
@@ -149,7 +156,7 @@ def _log_level(environ: "Environ") -> "Optional[int]":
         return _LEVELS[value]
     if value.isdecimal():  # not isdigit(): int() refuses superscripts such as "²"
         return int(value)
-    _warn("LAZYPATCH_LOG_LEVEL", raw, "debug, info, warning, error, critical or a number")
+    warn("LAZYPATCH_LOG_LEVEL", raw, "debug, info, warning, error, critical or a number")
     return None
 
 
@@ -159,7 +166,7 @@ def _exporters(environ: "Environ", variable: str) -> "Optional[Tuple[str, ...]]"
         return None
     names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     if not all(name.replace("_", "").isalnum() for name in names):
-        _warn(variable, raw, "a comma list of exporter names (console, otlp, none)")
+        warn(variable, raw, "a comma list of exporter names (console, otlp, none)")
         return None
     return names
 
@@ -182,7 +189,7 @@ def _semconv(environ: "Environ") -> "Dict[str, str]":
     for token in tokens:
         signal = token.partition("/")[0]
         if signal in modes and token not in (signal, f"{signal}/dup"):
-            _warn(
+            warn(
                 "OTEL_SEMCONV_STABILITY_OPT_IN",
                 raw,
                 "a comma list of http, http/dup, database, database/dup (and other signals')",
@@ -203,7 +210,7 @@ def _protocol(environ: "Environ", variable: str) -> "Optional[str]":
         return None
     if raw.strip() in _OTLP_PROTOCOLS:
         return raw.strip()
-    _warn(variable, raw, " or ".join(_OTLP_PROTOCOLS))
+    warn(variable, raw, " or ".join(_OTLP_PROTOCOLS))
     return "http/protobuf"
 
 
@@ -222,7 +229,7 @@ def _sdk_disabled(environ: "Environ") -> bool:
         return False
     value = raw.strip().lower()
     if value not in ("true", "false"):
-        _warn("OTEL_SDK_DISABLED", raw, "true or false")
+        warn("OTEL_SDK_DISABLED", raw, "true or false")
     return value == "true"
 
 

@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+from preludes import LOG_RECORDS
 
 from lazypatch import _config
 
@@ -165,6 +166,52 @@ def test_invalid_values_at_startup_warn_without_traceback(pyrun):
     assert sum("LAZYPATCH_LOG_LEVEL='loud'" in line for line in lines) == 1
     assert sum("LAZYPATCH_OTEL_INSTRUMENTORS='perhaps'" in line for line in lines) == 1
     assert all(line.startswith("lazypatch: ") for line in lines)
+
+
+PROPAGATING_APP = """
+import os
+import lazypatch.auto
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.sdk.trace import TracerProvider
+
+trace.set_tracer_provider(TracerProvider())
+context.attach(baggage.set_baggage("k", "v"))
+carrier = {}
+with trace.get_tracer("t").start_as_current_span("s"):
+    propagate.inject(carrier)
+report(
+    carrier=sorted(carrier),
+    variable=os.environ.get("OTEL_PROPAGATORS"),
+    records=[[r.levelname, r.getMessage(), r.exc_info is not None] for r in logged.records],
+)
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "carried"),
+    [
+        ("bogus", ["baggage", "traceparent"]),
+        ("tracecontext,bogus", ["baggage", "traceparent"]),
+        ("tracecontext,", ["baggage", "traceparent"]),
+        ("tracecontext", ["traceparent"]),
+        ("none", []),
+    ],
+)
+def test_otel_propagators_naming_no_installed_propagator_warns_and_the_default_applies(
+    pyfacts, value, carried
+):
+    """OpenTelemetry's API refuses to import then (every instrumentation that propagates failed,
+    each with its traceback): one warning naming the variable and value, the default
+    propagators, the variable left as the application set it."""
+    found = pyfacts(LOG_RECORDS + PROPAGATING_APP, env={"OTEL_PROPAGATORS": value})
+    assert found["carrier"] == carried
+    assert found["variable"] == value
+    if carried == ["baggage", "traceparent"]:
+        (record,) = found["records"]
+        assert record[0] == "WARNING" and not record[2]
+        assert f"OTEL_PROPAGATORS={value!r}" in record[1]
+    else:
+        assert found["records"] == []
 
 
 def test_child_environment_prepends_the_bootstrap_dir_once(monkeypatch):
