@@ -151,16 +151,22 @@ def _list(argv: "List[str]") -> int:
 
 
 def _fire(entries: "Iterable[Entry]") -> None:
+    """Import each armed entry's trigger, then the targets its instrumentor still waits for (an
+    instrumentation of ``starlette`` that patches ``starlette.applications``)."""
     import importlib
 
     for entry in entries:
         if entry.outcome()[0] != "armed":
             continue
+        module = entry.trigger
         try:
-            importlib.import_module(entry.trigger)
+            importlib.import_module(module)
+            if entry.outcome()[0] == "pending":
+                for module in getattr(entry.instrumentor, "targets", ()):
+                    importlib.import_module(module)
         except Exception as exc:
             if entry.outcome()[0] == "armed":
-                entry.reason = f"importing {entry.trigger!r} failed: {type(exc).__name__}: {exc}"
+                entry.reason = f"importing {module!r} failed: {type(exc).__name__}: {exc}"
 
 
 def _rows(entries: "Iterable[Entry]") -> "List[Row]":

@@ -45,6 +45,14 @@ def test_import_fires_triggers_and_shows_time(cli):
     )
 
 
+def test_import_shows_what_each_instrumentation_became_once_its_library_is_loaded(cli):
+    """An instrumentation whose targets lie beyond its trigger (starlette's is
+    ``starlette.applications``) is imported up to them: armed becomes active, not pending."""
+    listed = rows(cli("list", "--json", "--import"))
+    ours = {name: r["state"] for (source, name), r in listed.items() if source == "lazypatch"}
+    assert ours and all(state == "active" for state in ours.values()), ours
+
+
 def test_configuration_shows_as_disabled(cli):
     listed = rows(cli("list", "--json", env={"LAZYPATCH_OTEL_INSTRUMENTORS": "0"}))
     otel = [r for (source, _), r in listed.items() if source == "opentelemetry"]
