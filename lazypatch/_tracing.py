@@ -79,8 +79,9 @@ def ensure_sdk() -> bool:
 
 
 def _failed(message: str) -> "Callable[[BaseException], str]":
-    """A boundary ``record`` for what has no handle: it only says what failed and what is lost."""
-    return lambda exc: message
+    """A boundary ``record`` for what has no handle: what failed, why (the SDK names the variable
+    and value it refuses there), and what is lost."""
+    return lambda exc: f"{message} ({_boundary.reason(exc)})"
 
 
 def _start(factory: "Callable[[], T]") -> "T":

@@ -3,6 +3,8 @@
 import json
 from importlib.metadata import version
 
+from preludes import LOG_RECORDS
+
 FIRST_SPAN = """
 import sys, threading
 import lazypatch.auto
@@ -130,3 +132,18 @@ def test_unknown_exporter_warns_and_others_still_export(pyrun):
     proc = pyrun(FIRST_SPAN, env={"OTEL_TRACES_EXPORTER": "nosuch,console"})
     assert "nosuch" in proc.stderr
     assert [s["name"] for s in spans_in(proc.stdout)] == ["first"]
+
+
+def test_a_set_up_refused_by_the_sdk_says_why_in_its_one_message(pyfacts):
+    """The SDK refuses an invalid value of one of its own variables by raising: the one ERROR
+    record names the variable and the value, and the application goes on without spans."""
+    found = pyfacts(
+        LOG_RECORDS
+        + FIRST_SPAN
+        + "report(found=found, errors=[r.getMessage() for r in logged.records"
+        " if r.levelname == 'ERROR'])\n",
+        env={"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "x", "OTEL_TRACES_EXPORTER": "console"},
+    )
+    (message,) = found["errors"]
+    assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in message and "x" in message.split("LIMIT", 1)[1]
+    assert found["found"]["provider"] == "opentelemetry.trace"
