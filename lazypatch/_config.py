@@ -50,7 +50,8 @@ class Settings:
     """What the environment asked for, parsed once; read-only.
 
     ``disabled`` / ``enabled`` hold instrumentation names, bare (``flask``: both sources) or
-    qualified by source (``opentelemetry:flask``); ``enabled`` is None when not restricted.
+    qualified by source (``opentelemetry:flask``), ``*`` for all and ``opentelemetry:*`` for all
+    of one source; ``enabled`` is None when not restricted.
     ``cache_dir`` is None when the metadata cache is off.
     ``traces_exporters`` / ``metrics_exporters`` are None when ``OTEL_TRACES_EXPORTER`` /
     ``OTEL_METRICS_EXPORTER`` is unset (the tracing layer then picks OTLP if it is installed).
@@ -97,8 +98,8 @@ class Settings:
 
     def exclusion(self, source: str, name: str) -> "Optional[str]":
         """Why the instrumentation ``name`` from ``source`` must not be armed, or None."""
-        keys = (name, f"{source}:{name}")
-        if "*" in self.disabled or any(key in self.disabled for key in keys):
+        keys = (name, f"{source}:{name}", "*", f"{source}:*")
+        if any(key in self.disabled for key in keys):
             return "disabled by " + " / ".join(_DISABLING)
         if self.enabled is not None and not any(key in self.enabled for key in keys):
             return "not in LAZYPATCH_ENABLED_INSTRUMENTATIONS"

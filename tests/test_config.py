@@ -51,6 +51,25 @@ def test_star_disables_everything():
     assert settings.exclusion("opentelemetry", "anything")
 
 
+@pytest.mark.parametrize(
+    "variable", ["LAZYPATCH_DISABLED_INSTRUMENTATIONS", "LAZYPATCH_ENABLED_INSTRUMENTATIONS"]
+)
+def test_star_means_every_name_alone_or_of_one_source(variable):
+    """``*`` is every instrumentation and ``opentelemetry:*`` every one of that source, in both
+    lists (the parser accepted them in the enabled list and after a source, and they matched
+    nothing: ``LAZYPATCH_ENABLED_INSTRUMENTATIONS=*`` disabled everything, silently)."""
+    excluded = variable == "LAZYPATCH_DISABLED_INSTRUMENTATIONS"
+    every = load(**{variable: "*"})
+    assert all(
+        bool(every.exclusion(source, name)) is excluded
+        for source in ("lazypatch", "opentelemetry")
+        for name in ("flask", "anything")
+    )
+    theirs = load(**{variable: "opentelemetry:*"})
+    assert bool(theirs.exclusion("opentelemetry", "flask")) is excluded
+    assert bool(theirs.exclusion("lazypatch", "flask")) is not excluded
+
+
 def test_enabled_restricts_to_the_names_given():
     settings = load(LAZYPATCH_ENABLED_INSTRUMENTATIONS="requests,opentelemetry:flask")
     assert settings.exclusion("lazypatch", "requests") is None
