@@ -348,10 +348,13 @@ def end_with_exception(
 
 
 def record_exception(span: "Span", exc: BaseException, kind: "Optional[str]" = None) -> None:
-    """Mark ``span`` failed by ``exc``: event, ERROR status, ``error.type`` (``kind`` if given)."""
-    span.record_exception(exc)
+    """Mark ``span`` failed by ``exc``: event, ERROR status, ``error.type`` (``kind`` if given);
+    the URLs the exception quotes are redacted."""
+    from ._redact import record_exception as record  # the error path only
+
+    message = record(span, exc)
     span.set_attribute(ERROR_TYPE, kind or error_type(exc))
-    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {message}")
 
 
 class _EnvironGetter(Getter["Environ"]):

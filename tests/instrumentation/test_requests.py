@@ -141,6 +141,20 @@ def test_no_secrets(instrument, exporter, echo_url):
     assert not [k for k in span.attributes if k.startswith("http.request.header")]
 
 
+def test_no_secrets_in_a_failed_call(instrument, exporter):
+    """requests' connection errors quote the URL's path and query: the exception event and the
+    status description of the span redact it as url.full is redacted."""
+    instrument(RequestsInstrumentor)
+    with pytest.raises(requests.ConnectionError) as info:
+        requests.get("http://alice:pw@127.0.0.1:9/o?X-Amz-Signature=s1gn&keep=1", timeout=5)
+    assert "s1gn" in str(info.value), "the application's exception is its own, unredacted"
+    (span,) = exporter.get_finished_spans()
+    (event,) = span.events
+    recorded = [span.status.description, *event.attributes.values()]
+    assert not [text for text in recorded if "s1gn" in str(text)]
+    assert "X-Amz-Signature=REDACTED&keep=1" in event.attributes["exception.message"]
+
+
 def test_suppressed(instrument, exporter, echo_url):
     instrument(RequestsInstrumentor)
     with context_value(context._SUPPRESS_INSTRUMENTATION_KEY):
