@@ -36,8 +36,8 @@ def strict() -> bool:
 
 
 def propagators() -> str:
-    """``OTEL_PROPAGATORS`` now, stripped (empty when unset): checked when OpenTelemetry's API is
-    about to read it, so that a value the application set since start-up counts."""
+    """``OTEL_PROPAGATORS`` now, stripped (empty when unset). Read at start-up, and again when
+    OpenTelemetry's API is about to read it: the value it will see is the one checked."""
     return os.environ.get("OTEL_PROPAGATORS", "").strip()
 
 
