@@ -181,7 +181,7 @@ def _rows(entries: "Iterable[Entry]") -> "List[Row]":
             if state == "armed" and requirement:
                 unmet = _unmet(entry, requirement)
                 if unmet:
-                    state, reason = "skipped", unmet
+                    state, reason = "requirement unmet", unmet
         except Exception as exc:
             if state == "armed":
                 state, reason = "failed", f"{type(exc).__name__}: {exc}"

@@ -237,11 +237,11 @@ def unmet(requirements: "Collection[str]") -> "Optional[str]":
             name, clauses = simple
             found = _metadata.version(name)
             if found is None:
-                return f"requirement {text!r} not met: {name} is not installed"
+                return f"requirement unmet: {text!r} ({name} is not installed)"
             installed = _requirements.release(found)
             if installed is not None:
                 if not _requirements.satisfied(clauses, installed):
-                    return f"requirement {text!r} not met: {name} {found} is installed"
+                    return f"requirement unmet: {text!r} ({name} {found} is installed)"
                 continue
         from packaging.requirements import Requirement
 
@@ -250,9 +250,9 @@ def unmet(requirements: "Collection[str]") -> "Optional[str]":
             continue
         found = _metadata.version(requirement.name)
         if found is None:
-            return f"requirement {text!r} not met: {requirement.name} is not installed"
+            return f"requirement unmet: {text!r} ({requirement.name} is not installed)"
         if not requirement.specifier.contains(found, prereleases=True):
-            return f"requirement {text!r} not met: {requirement.name} {found} is installed"
+            return f"requirement unmet: {text!r} ({requirement.name} {found} is installed)"
     return None
 
 

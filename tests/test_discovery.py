@@ -262,7 +262,28 @@ def test_otel_instrumentor_outside_its_version_range_is_skipped(tmp_path, pyrun)
     assert row["state"] == "skipped"
     assert "mylib<1.0" in row["reason"] and "2.0" in row["reason"]
     assert row["installed"] == "mylib 2.0"
-    assert listing(tmp_path)["opentelemetry", "mylib"]["state"] == "skipped"
+    assert listing(tmp_path)["opentelemetry", "mylib"]["state"] == "requirement unmet"
+
+
+def test_our_instrumentation_with_an_unmet_requirement_is_listed_as_such(tmp_path):
+    make_dist(tmp_path, "mylib", version="1.5")
+    make_dist(
+        tmp_path,
+        "ours",
+        entry_points={"lazypatch.instrumentors": {"mylib": "needs_two:MyLibInstrumentor"}},
+    )
+    (tmp_path / "mylib.py").write_text("")
+    (tmp_path / "needs_two.py").write_text(
+        "import lazypatch\n\n"
+        "class MyLibInstrumentor(lazypatch.Instrumentor):\n"
+        "    targets = ('mylib',)\n"
+        "    requirements = ('mylib >= 2',)\n"
+    )
+    row = listing(tmp_path)["lazypatch", "mylib"]
+    assert (row["state"], row["installed"]) == ("requirement unmet", "mylib 1.5"), row
+    assert "mylib >= 2" in row["reason"] and "1.5" in row["reason"], row
+    row = listing(tmp_path, "--import")["lazypatch", "mylib"]
+    assert row["state"] == "skipped" and "mylib >= 2" in row["reason"], row
 
 
 @pytest.mark.parametrize(

@@ -542,5 +542,5 @@ def test_requirements_are_checked_against_the_scan_packaging_only_where_needed(p
     env["LATE_SITE"] = str(tmp_path / "elsewhere")
     facts = pyfacts(REQUIREMENT, files=files, env=env)
     assert facts["state"] == "skipped", facts
-    assert facts["reason"] == "requirement 'fake-lib >= 2' not met: fake-lib 1.0 is installed"
+    assert facts["reason"] == "requirement unmet: 'fake-lib >= 2' (fake-lib 1.0 is installed)"
     assert facts["compatible"] == "skipped", facts
