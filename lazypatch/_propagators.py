@@ -25,9 +25,8 @@ _API_PROPAGATORS = frozenset(("tracecontext", "baggage"))
 
 
 def arm() -> None:
-    """Check ``OTEL_PROPAGATORS`` when OpenTelemetry is about to read it (nothing if unset)."""
-    if _config.propagators():
-        _hooks.add_internal("opentelemetry.environment_variables", _check)
+    """Check ``OTEL_PROPAGATORS`` when OpenTelemetry is about to read it (imported only if set)."""
+    _hooks.add_internal("opentelemetry.environment_variables", _check)
 
 
 def _check(module: "ModuleType") -> None:

@@ -5,7 +5,7 @@ failure here is logged and the application starts uninstrumented. Costs a scan o
 directories on ``sys.path`` and nothing else until a watched module is imported.
 """
 
-from . import _config, _discovery, _hooks, _propagators, _triggers
+from . import _config, _discovery, _hooks, _triggers
 from ._log import logger
 
 
@@ -29,7 +29,10 @@ def _start() -> None:
             _show_log(settings.log_level)
         _hooks.install()
         _triggers.arm()
-        _propagators.arm()
+        if _config.propagators():
+            from . import _propagators
+
+            _propagators.arm()
         entries = _discovery.arm(settings)
         if settings.log_level is not None:
             armed = [f"{e.source}:{e.name}" for e in entries if e.state == "armed"]
