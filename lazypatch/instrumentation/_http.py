@@ -5,6 +5,7 @@ Imported only from an ``_instrument`` method, so OpenTelemetry is imported here 
 """
 
 from time import perf_counter
+from types import MappingProxyType
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from opentelemetry import context, propagate, trace
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.propagators.textmap import Setter
     from opentelemetry.trace import Span, Tracer
+    from opentelemetry.util.types import AttributeValue
 
     from .._patches import Wrapper
     from ._semconv import AttributeDict, Histogram
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
     #: ``(status code, http.client version number or None)`` of a response.
     Status = Tuple[int, Optional[int]]
     Environ = Mapping[str, Any]
+    #: ``(span name, span attributes, metric attributes)`` of a client request.
+    Request = Tuple[str, Mapping[str, AttributeValue], AttributeDict]
 
 # Query parameters whose values are credentials: the semantic conventions' list for url.full
 # (AWSAccessKeyId, Signature, sig, X-Goog-Signature), the other signed-URL schemes' parts, and
@@ -159,6 +163,34 @@ def url_attributes(url: str) -> "Tuple[AttributeDict, AttributeDict]":
     return found
 
 
+_request_cache: "Dict[Tuple[str, str, Optional[str]], Request]" = {}
+
+
+def request_attributes(method: str, url: str, agent: "Optional[str]") -> "Request":
+    """Build and cache ``(span name, span attributes, metric attributes)`` of a client request:
+    those of :func:`url_attributes`, the method's and ``user_agent.original`` (old names too in
+    ``http/dup`` mode); the metric attributes are ``http.client.request.duration``'s before the
+    response (do not mutate).
+
+    The client wrapper looks in ``_request_cache`` first, by (method, URL, User-Agent): a client
+    span starts with exactly these attributes, so a service calling the same endpoints builds them
+    once, not once per call. The span attributes are a read-only view, so that no tracer can alter
+    what the next span starts with.
+    """
+    url_span, url_metric = url_attributes(url)
+    attributes = dict(url_span)
+    prefix = method_attributes(method, attributes)
+    if agent:
+        attributes[USER_AGENT_ORIGINAL] = agent
+    add_old(attributes, HTTP_CLIENT_OLD)
+    metric: AttributeDict = {**url_metric, HTTP_REQUEST_METHOD: attributes[HTTP_REQUEST_METHOD]}
+    found = prefix, MappingProxyType(attributes), metric
+    if len(_request_cache) >= _CACHE_SIZE:
+        _request_cache.clear()
+    _request_cache[method, url, agent] = found
+    return found
+
+
 def method_attributes(method: str, attributes: "AttributeDict") -> str:
     """Add ``http.request.method`` (and ``_original``) to ``attributes``; return the span name
     prefix: the method, or ``"HTTP"`` for methods the conventions do not know."""
@@ -186,8 +218,7 @@ def client_wrapper(
     the call through untraced. ``traceparent`` is injected into ``carrier`` with ``setter``.
     ``response_of(result)`` gives ``(status code, http.client version number or None)``, and
     ``status_of_error(exception)`` the same of the response an exception carries, or None. The
-    call's duration
-    goes to ``histogram`` (``http.client.request.duration``) unless it is None.
+    call's duration goes to ``histogram`` (``http.client.request.duration``) unless it is None.
     While the call runs, the context carries ``_SUPPRESS_HTTP_INSTRUMENTATION_KEY``, so the
     HTTP layers below (urllib3, http.client, ours or OpenTelemetry's) add no second span.
     """
@@ -200,6 +231,7 @@ def client_wrapper(
     start_span = tracer.start_span
     client = SpanKind.CLIENT
     inject_args = () if setter is None else (setter,)
+    request_cache = _request_cache
 
     def wrapper(
         wrapped: "Callable[..., Any]", instance: object, args: "Args", kwargs: "Kwargs"
@@ -212,22 +244,14 @@ def client_wrapper(
             call = prepare(args, kwargs)
             if call is not None:
                 method, url, carrier, agent, args, kwargs = call
-                url_span, url_metric = url_attributes(url)
-                attributes = dict(url_span)
-                prefix = method_attributes(method, attributes)
-                if agent:
-                    attributes[USER_AGENT_ORIGINAL] = agent
-                if HTTP_CLIENT_OLD:
-                    add_old(attributes, HTTP_CLIENT_OLD)
+                prefix, attributes, metric = request_cache.get(
+                    (method, url, agent)
+                ) or request_attributes(method, url, agent)
                 span = start_span(prefix, ctx, client, attributes)
                 span_ctx = set_span_in_context(span, ctx)
                 inject(carrier, span_ctx, *inject_args)
                 token = attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, span_ctx))
                 if histogram is not None:
-                    metric: AttributeDict = {
-                        **url_metric,
-                        HTTP_REQUEST_METHOD: attributes[HTTP_REQUEST_METHOD],
-                    }
                     start = perf_counter()
         except Exception:
             abandon(name, span)
@@ -242,7 +266,7 @@ def client_wrapper(
                 elapsed = perf_counter() - start
             code, version = end_with_exception(name, span, exc, status_of_error, 400)
             if histogram is not None:
-                _record_error(name, histogram, elapsed, metric, exc, code, version)
+                _record_error(name, histogram, elapsed, dict(metric), exc, code, version)
             raise
         detach(token)
         if histogram is not None:
@@ -259,12 +283,12 @@ def client_wrapper(
             return result
         if histogram is not None:  # a failed measurement must not end the span again
             try:
-                metric[HTTP_RESPONSE_STATUS_CODE] = code
+                point = {**metric, HTTP_RESPONSE_STATUS_CODE: code}
                 if version is not None:
-                    metric[NETWORK_PROTOCOL_VERSION] = version
+                    point[NETWORK_PROTOCOL_VERSION] = version
                 if code >= 400:
-                    metric[ERROR_TYPE] = str(code)
-                histogram.record(elapsed, metric)
+                    point[ERROR_TYPE] = str(code)
+                histogram.record(elapsed, point)
             except Exception:
                 report(name)
         return result

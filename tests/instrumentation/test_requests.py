@@ -114,6 +114,32 @@ def test_duration_points_per_outcome(instrument):
     }
 
 
+def test_attributes_per_request_on_one_url(instrument, exporter, echo_url):
+    """A client span's starting attributes are built once per (method, URL, User-Agent) and
+    reused: each span still gets its own request's, and nothing of an earlier response."""
+    instrument(RequestsInstrumentor)
+    session = requests.Session()
+    session.get(echo_url, headers={"User-Agent": "a/1"})
+    session.get(echo_url, headers={"User-Agent": "b/2"})
+    session.get(echo_url, headers={"User-Agent": None})  # None: requests sends none
+    session.post(echo_url)
+    session.get(f"{echo_url}/?status=404", headers={"User-Agent": "a/1"})
+    session.get(echo_url, headers={"User-Agent": "a/1"})
+    spans = exporter.get_finished_spans()
+    default = requests.utils.default_user_agent()
+    assert [span.attributes.get("user_agent.original") for span in spans] == [
+        "a/1",
+        "b/2",
+        None,
+        default,
+        "a/1",
+        "a/1",
+    ]
+    assert [span.name for span in spans] == ["GET", "GET", "GET", "POST", "GET", "GET"]
+    assert [span.attributes.get("error.type") for span in spans] == [None] * 4 + ["404", None]
+    assert [span.attributes["http.response.status_code"] for span in spans][-2:] == [404, 200]
+
+
 def test_captured_references_existing_sessions_and_subclasses(instrument, exporter, echo_url):
     from requests import get
 
