@@ -330,16 +330,20 @@ FAILING = {
 }
 
 
+# One of ours that cannot be loaded, one whose instrument() raises, one that works.
+MIXED_OURS = {
+    "broken": "no_such_module:Instrumentor",
+    "raising": "insts:Raising",
+    "good": "insts:Good",
+}
+
+
 def test_failures_are_isolated_logged_and_listed(tmp_path, pyrun):
     make_dist(
         tmp_path,
         "mixed",
         entry_points={
-            "lazypatch.instrumentors": {
-                "broken": "no_such_module:Instrumentor",
-                "raising": "insts:Raising",
-                "good": "insts:Good",
-            },
+            "lazypatch.instrumentors": MIXED_OURS,
             "opentelemetry_instrumentor": {"theirs_broken": "no_such_otel_module:I"},
             "lazypatch.hooks": {"good": "no_such_hook_module:hook"},
         },
@@ -377,17 +381,7 @@ def test_failures_are_isolated_logged_and_listed(tmp_path, pyrun):
 def test_status_lists_our_armed_instrumentations_and_those_that_fail_to_load(tmp_path, pyfacts):
     """One record per armed ``lazypatch.instrumentors`` entry, as for OpenTelemetry's: ``pending``
     until its trigger is imported, then what it became, a failure to load included."""
-    make_dist(
-        tmp_path,
-        "mixed",
-        entry_points={
-            "lazypatch.instrumentors": {
-                "broken": "no_such_module:Instrumentor",
-                "raising": "insts:Raising",
-                "good": "insts:Good",
-            },
-        },
-    )
+    make_dist(tmp_path, "mixed", entry_points={"lazypatch.instrumentors": MIXED_OURS})
     found = pyfacts(
         """
         import lazypatch.auto, lazypatch
