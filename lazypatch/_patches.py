@@ -255,7 +255,7 @@ def _create(
     module: "Union[str, ModuleType]",
     path: str,
     make: "Callable[..., Any]",
-    key: "Tuple[object, str, object]",
+    key: "Optional[Tuple[object, str, object]]",
     in_place: bool = False,
 ) -> Patch:
     if path.__class__ is not str or "" in path.split("."):
@@ -268,29 +268,39 @@ def _create(
         if type(name) is not str:
             raise TypeError(f"module must be a module name or a module, got {module!r}")
         target = None if sys.modules.get(name) is module else module
+        if target is not None:
+            key = None  # a module object outside sys.modules: each call patches it anew
     with state.patches_lock:
-        if target is None:
-            # Compared by identity: a replacement value's __eq__ is foreign code.
-            for live in state.patches:
-                same = live._key
-                if (
-                    same is not None
-                    and same[0] is key[0]
-                    and same[1] == key[1]
-                    and same[2] is key[2]
-                    and live.module == name
-                    and live.path == path
-                ):
-                    return live
+        found = None if key is None else _live(name, path, key)
+        if found is not None:
+            return found
         patch = Patch(name, path, make, in_place)
-        if target is None:
-            patch._key = key
+        patch._key = key
         state.patches[patch] = None
     if target is None:
         patch._hook = _hooks.add_internal(name, patch._apply)
     else:
         patch._apply(target)
     return patch
+
+
+def _live(name: str, path: str, key: "Tuple[object, str, object]") -> "Optional[Patch]":
+    """The live patch of ``name``'s ``path`` made by the same call as ``key`` says (owner, kind,
+    wrapper or value), or None. Compared by identity: a replacement value's ``__eq__`` is foreign
+    code."""
+    owner, kind, what = key
+    for patch in state.patches:
+        same = patch._key
+        if (
+            same is not None
+            and same[0] is owner
+            and same[1] == kind
+            and same[2] is what
+            and patch.module == name
+            and patch.path == path
+        ):
+            return patch
+    return None
 
 
 def resolve_path(target: object, path: str) -> "Tuple[object, str, object]":
